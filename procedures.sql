@@ -1,0 +1,171 @@
+-- Crébitos: schema, initial data and the business rules of the Rinha de Backend 2024/Q1.
+--
+-- The API never builds SQL. Each HTTP request runs exactly one of two prepared calls:
+--   SELECT status, body FROM post_transaction($1, $2, $3, $4)   -- POST /clientes/:id/transacoes
+--   SELECT account_statement($1)                                -- GET  /clientes/:id/extrato
+-- Both return the response body ready to send, so Node only copies bytes.
+--
+-- Names are English; only the JSON keys mirror the contest's Portuguese wire format.
+
+SET client_min_messages = warning;
+
+CREATE TABLE accounts (
+  id           integer PRIMARY KEY,
+  credit_limit integer NOT NULL CHECK (credit_limit >= 0),
+  balance      integer NOT NULL DEFAULT 0,
+  -- The contest's one business rule, also enforced here as a last line of defence:
+  -- even a bug in post_transaction could not store a balance below -limite.
+  CONSTRAINT balance_within_limit CHECK (balance >= -credit_limit)
+);
+
+CREATE TABLE ledger (
+  -- The identity orders entries: two transactions in the same millisecond still sort
+  -- correctly (the official test posts "toma" then "devolve" back to back).
+  id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  account_id  integer NOT NULL REFERENCES accounts (id),
+  amount      integer NOT NULL CHECK (amount > 0),
+  kind        char(1) NOT NULL CHECK (kind IN ('c', 'd')),
+  -- varchar counts characters (code points in a UTF8 database), as the API validates.
+  description varchar(10) NOT NULL CHECK (description <> ''),
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Serves the statement's "last 10, newest first" as an index range scan.
+CREATE INDEX ledger_account_recent ON ledger (account_id, id DESC);
+
+-- The five clients the contest requires; there is no client 6.
+INSERT INTO accounts (id, credit_limit) VALUES
+  (1,   100000),
+  (2,    80000),
+  (3,  1000000),
+  (4, 10000000),
+  (5,   500000);
+
+-- ISO-8601 in UTC with microseconds, as in the contest README ("2024-01-17T02:34:38.543030Z"),
+-- whatever the session's TimeZone is.
+CREATE FUNCTION utc_iso(ts timestamptz) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$$;
+
+-- Applies one credit ('c') or debit ('d') atomically and records it in the ledger.
+--
+-- status is one of:
+--   'ok'          applied; body is {"limite":…,"saldo":…} with the new balance
+--   'over_limit'  a debit that would take the balance below -limite; nothing changed
+--   'overflow'    a credit that would not fit the integer balance; nothing changed
+--   'no_account'  unknown id; nothing changed
+--
+-- Locking: the check and the change are one conditional UPDATE. It takes the account's row
+-- lock, so concurrent calls for the same account (from either API instance) queue on that row.
+-- Under READ COMMITTED, a call that waited re-evaluates its WHERE clause against the row
+-- version the previous holder committed, so the limit is always checked against the
+-- latest balance: no lost update, no debit past the limit. The ledger insert happens while
+-- the lock is still held, so ledger ids follow the order in which balances changed.
+-- Different accounts never wait for each other. No explicit SELECT … FOR UPDATE or advisory
+-- lock is needed, and the happy path is a single statement plus the insert.
+CREATE FUNCTION post_transaction(
+  p_account     integer,
+  p_amount      integer,
+  p_kind        char(1),
+  p_description varchar(10),
+  OUT status    text,
+  OUT body      text
+)
+LANGUAGE plpgsql AS $$
+DECLARE
+  -- bigint, so balance + delta cannot overflow while it is being checked.
+  delta       bigint := CASE p_kind WHEN 'c' THEN p_amount::bigint ELSE -p_amount::bigint END;
+  new_balance integer;
+  acct_limit  integer;
+BEGIN
+  IF p_kind NOT IN ('c', 'd') OR p_amount IS NULL OR p_amount <= 0 THEN
+    RAISE EXCEPTION 'invalid transaction: kind %, amount %', p_kind, p_amount
+      USING ERRCODE = 'check_violation';
+  END IF;
+
+  UPDATE accounts
+     SET balance = balance + delta
+   WHERE id = p_account
+     AND balance + delta BETWEEN -credit_limit AND 2147483647
+  RETURNING balance, credit_limit INTO new_balance, acct_limit;
+
+  IF NOT FOUND THEN
+    -- Rejected or unknown. Nothing was written, so no lock is needed to tell which.
+    PERFORM 1 FROM accounts WHERE id = p_account;
+    status := CASE WHEN NOT FOUND THEN 'no_account'
+                   WHEN p_kind = 'd' THEN 'over_limit'
+                   ELSE 'overflow' END;
+    RETURN;
+  END IF;
+
+  INSERT INTO ledger (account_id, amount, kind, description)
+  VALUES (p_account, p_amount, p_kind, p_description);
+
+  status := 'ok';
+  body := '{"limite":' || acct_limit || ',"saldo":' || new_balance || '}';
+END
+$$;
+
+-- The statement (extrato) as the exact response body, or NULL for an unknown account.
+-- One statement, one snapshot: the balance and the last entries always agree.
+CREATE FUNCTION account_statement(p_account integer) RETURNS text
+LANGUAGE sql STABLE AS $$
+  SELECT json_build_object(
+           'saldo', json_build_object(
+             'total',        a.balance,
+             'data_extrato', utc_iso(now()),
+             'limite',       a.credit_limit),
+           'ultimas_transacoes', COALESCE(recent.entries, '[]'::json)
+         )::text
+    FROM accounts a
+    LEFT JOIN LATERAL (
+      SELECT json_agg(json_build_object(
+               'valor',        l.amount,
+               'tipo',         l.kind,
+               'descricao',    l.description,
+               'realizada_em', utc_iso(l.created_at))
+             ORDER BY l.id DESC) AS entries
+        FROM (SELECT amount, kind, description, created_at, id
+                FROM ledger
+               WHERE account_id = a.id
+               ORDER BY id DESC
+               LIMIT 10) l
+    ) recent ON true
+   WHERE a.id = p_account
+$$;
+
+-- Audit: recomputes every balance from the ledger. Replaying each account's entries in ledger
+-- order must never dip below -limite (entries are written under the row lock, see above), and
+-- the sum must equal the stored balance.
+CREATE VIEW ledger_audit AS
+  SELECT a.id,
+         a.credit_limit,
+         a.balance,
+         COALESCE(r.ledger_balance, 0) AS ledger_balance,
+         COALESCE(r.entries, 0)        AS entries,
+         LEAST(0, COALESCE(r.lowest_running_balance, 0)) AS lowest_running_balance
+    FROM accounts a
+    LEFT JOIN (
+      SELECT account_id,
+             sum(signed)                            AS ledger_balance,
+             count(*)                               AS entries,
+             min(running)                           AS lowest_running_balance
+        FROM (SELECT account_id,
+                     CASE kind WHEN 'c' THEN amount::bigint ELSE -amount::bigint END AS signed,
+                     sum(CASE kind WHEN 'c' THEN amount::bigint ELSE -amount::bigint END)
+                       OVER (PARTITION BY account_id ORDER BY id) AS running
+                FROM ledger) entries
+       GROUP BY account_id
+    ) r ON r.account_id = a.id;
+
+-- Empty when the books are straight. Tests and load runs assert on it.
+CREATE VIEW audit_failures AS
+  SELECT *,
+         CASE WHEN balance <> ledger_balance THEN 'balance differs from ledger'
+              WHEN balance < -credit_limit THEN 'balance below -limite'
+              ELSE 'ledger replay went below -limite' END AS problem
+    FROM ledger_audit
+   WHERE balance <> ledger_balance
+      OR balance < -credit_limit
+      OR lowest_running_balance < -credit_limit;

@@ -1,0 +1,865 @@
+// Crébitos API: one instance of the Rinha de Backend 2024/Q1 service.
+//
+// node:http with hand-rolled routing and body parsing; each request is one prepared call to a
+// PostgreSQL function (procedures.sql) through libpq (pg-native). The database answers with the
+// response body, so this file only routes, validates, forwards and copies bytes.
+//
+// Reading order: configuration, database pool, request parsing and validation, routes,
+// responses, start-up and shutdown. The pure parts are exported for the tests.
+
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+/** Largest value an `integer` column holds: the cap for ids and for `valor`. */
+export const MAX_INT4 = 2147483647;
+/** `descricao` length in code points, as varchar(10) counts in a UTF8 database. */
+export const MAX_DESCRIPTION = 10;
+/** A valid body is under 100 bytes; this leaves room for whitespace and unknown keys. */
+export const MAX_BODY_BYTES = 4096;
+
+export interface Config {
+  /** Unix socket to listen on; when empty, `port` on `host` is used instead. */
+  socketPath: string;
+  port: number;
+  host: string;
+  /** libpq connection string, e.g. "host=/run/crebitos port=5432 user=postgres dbname=postgres". */
+  database: string;
+  /** Connections per instance. Each request holds one for a single round trip. */
+  poolSize: number;
+  /** Requests allowed to wait for a connection before new ones get 503. */
+  maxQueue: number;
+  /** How long SIGTERM waits for in-flight requests before closing what is left. */
+  drainMs: number;
+}
+
+export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const int = (name: string, fallback: number, min: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min) {
+      throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+    }
+    return value;
+  };
+  return {
+    socketPath: env.SOCKET_PATH ?? '',
+    port: int('PORT', 3000, 0),
+    host: env.HOST || '0.0.0.0',
+    database: env.DATABASE_URL || 'host=/var/run/postgresql user=postgres dbname=postgres',
+    poolSize: int('POOL_SIZE', 3, 1),
+    maxQueue: int('MAX_QUEUE', 2000, 0),
+    drainMs: int('DRAIN_MS', 5000, 0),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Database: a small pool of pg-native connections, statements prepared at connect
+// ---------------------------------------------------------------------------------------------
+
+// pg-native ships no types; this is the part of its API used here.
+interface NativeClient {
+  connect(conninfo: string, cb: (err?: Error) => void): void;
+  prepare(name: string, text: string, nParams: number, cb: (err?: Error) => void): void;
+  execute(name: string, params: string[], cb: (err: Error | undefined, rows: unknown[][]) => void): void;
+  query(text: string, cb: (err?: Error) => void): void;
+  end(cb?: () => void): void;
+  on(event: 'error', listener: (err: Error) => void): void;
+}
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const NativeClient = require('pg-native') as new (options: { arrayMode: boolean }) => NativeClient;
+
+/** The only SQL this service sends after start-up. Input only ever travels as parameters. */
+export const STATEMENTS = {
+  transaction: { text: 'SELECT status, body FROM post_transaction($1, $2, $3, $4)', params: 4 },
+  statement: { text: 'SELECT account_statement($1)', params: 1 },
+} as const;
+export type StatementName = keyof typeof STATEMENTS;
+
+export type Rows = unknown[][];
+export type Done = (err: Error | undefined, rows: Rows) => void;
+
+/** Raised for requests the pool cannot serve now: no live connection or a full queue. */
+export class Unavailable extends Error {}
+
+interface Job {
+  name: StatementName;
+  params: string[];
+  done: Done;
+}
+
+class Connection {
+  client: NativeClient;
+  /** The job whose result this connection is waiting for. */
+  job: Job | undefined;
+  dead = false;
+
+  constructor(private readonly pool: Pool) {
+    this.client = new NativeClient({ arrayMode: true });
+    // pg-native reports a broken socket only as an 'error' event; the pending callback is
+    // never called, so the job is failed here and the connection replaced.
+    this.client.on('error', (err) => this.pool.lost(this, err));
+  }
+
+  open(conninfo: string, done: (err?: Error) => void): void {
+    // One query at a time per connection: pg-native keeps a single pending callback.
+    const names = Object.keys(STATEMENTS) as StatementName[];
+    const prepareNext = (err?: Error): void => {
+      const name = names.shift();
+      if (err || !name) return done(err);
+      this.client.prepare(name, STATEMENTS[name].text, STATEMENTS[name].params, prepareNext);
+    };
+    this.client.connect(conninfo, prepareNext);
+  }
+
+  run(job: Job): void {
+    this.job = job;
+    this.client.execute(job.name, job.params, (err, rows) => {
+      if (this.job !== job) return; // already failed by an 'error' event
+      // pg-native reports some failures as plain strings.
+      const error = err === undefined || err instanceof Error ? err : new Error(String(err));
+      if (error && isConnectionError(error)) return this.pool.lost(this, error);
+      this.job = undefined;
+      job.done(error, rows);
+      this.pool.release(this);
+    });
+  }
+}
+
+/** libpq's wording when the server went away (shutdown, crash, network) rather than a query failing. */
+function isConnectionError(err: Error): boolean {
+  return /terminating connection|server closed the connection|no connection to the server|connection to server|could not send data|could not receive data/i.test(
+    err.message,
+  );
+}
+
+export class Pool {
+  private readonly idle: Connection[] = [];
+  private readonly queue: Job[] = [];
+  private live = 0;
+  private closed = false;
+  private reconnectDelay = 50;
+
+  constructor(
+    private readonly conninfo: string,
+    private readonly size: number,
+    private readonly maxQueue: number,
+    private readonly log: (message: string) => void = () => {},
+  ) {}
+
+  /** Opens every connection and prepares its statements; rejects if any fails. */
+  async start(): Promise<void> {
+    const opened = await Promise.allSettled(Array.from({ length: this.size }, () => this.openOne()));
+    const failure = opened.find((result) => result.status === 'rejected');
+    if (failure) throw (failure as PromiseRejectedResult).reason;
+  }
+
+  private openOne(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const conn = new Connection(this);
+      conn.open(this.conninfo, (err) => {
+        if (err || this.closed) {
+          conn.dead = true;
+          conn.client.end();
+          return reject(err ?? new Error('pool closed'));
+        }
+        this.live++;
+        this.reconnectDelay = 50;
+        this.release(conn);
+        resolve();
+      });
+    });
+  }
+
+  execute(name: StatementName, params: string[], done: Done): void {
+    const job: Job = { name, params, done };
+    const conn = this.idle.pop();
+    if (conn) return conn.run(job);
+    if (this.live === 0 || this.closed) return done(new Unavailable('database unavailable'), []);
+    if (this.queue.length >= this.maxQueue) return done(new Unavailable('too many requests queued'), []);
+    this.queue.push(job);
+  }
+
+  /** Runs a statement on every connection in turn (warm-up: plans, caches, JIT). */
+  async onEachConnection(fn: (client: NativeClient) => Promise<void>): Promise<void> {
+    for (const conn of this.idle.slice()) await fn(conn.client);
+  }
+
+  release(conn: Connection): void {
+    if (conn.dead) return;
+    const next = this.queue.shift();
+    if (next) return conn.run(next);
+    this.idle.push(conn);
+  }
+
+  lost(conn: Connection, err: Error): void {
+    if (conn.dead) return;
+    conn.dead = true;
+    this.live--;
+    const idleAt = this.idle.indexOf(conn);
+    if (idleAt >= 0) this.idle.splice(idleAt, 1);
+    const job = conn.job;
+    conn.job = undefined;
+    conn.client.end();
+    this.log(`database connection lost: ${err.message.trim()}`);
+    if (job) job.done(new Unavailable('database connection lost'), []);
+    if (this.live === 0) {
+      // Nobody can serve the queue now; fail it fast rather than let it hang.
+      for (const queued of this.queue.splice(0)) queued.done(new Unavailable('database unavailable'), []);
+    }
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed) return;
+    const delay = this.reconnectDelay;
+    this.reconnectDelay = Math.min(this.reconnectDelay * 2, 2000);
+    setTimeout(() => {
+      if (this.closed || this.live >= this.size) return;
+      this.openOne().then(
+        () => this.log(`database connection restored (${this.live}/${this.size})`),
+        () => this.scheduleReconnect(),
+      );
+    }, delay).unref();
+  }
+
+  end(): void {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) job.done(new Unavailable('shutting down'), []);
+    for (const conn of this.idle.splice(0)) {
+      conn.dead = true;
+      conn.client.end();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request parsing and validation
+// ---------------------------------------------------------------------------------------------
+
+export interface Transaction {
+  valor: number;
+  tipo: 'c' | 'd';
+  descricao: string;
+}
+
+/** Why a body was refused: 400 for bytes that are not JSON, 422 for JSON that is not a valid transaction. */
+export interface Rejection {
+  status: 400 | 413 | 422;
+  error: string;
+}
+
+export const isRejection = (value: Transaction | Rejection): value is Rejection => 'status' in value;
+
+// The parser walks the raw bytes once (RFC 8259). It keeps the last value of each of the three
+// known fields (duplicate keys resolve like JSON.parse: the last one wins), checks every other
+// value for syntax only, and never builds objects. Malformed input throws a SyntaxError, which
+// parseTransaction turns into a 400.
+
+const QUOTE = 0x22, BACKSLASH = 0x5c, COMMA = 0x2c, COLON = 0x3a, MINUS = 0x2d, PLUS = 0x2b, DOT = 0x2e;
+const OPEN_BRACE = 0x7b, CLOSE_BRACE = 0x7d, OPEN_BRACKET = 0x5b, CLOSE_BRACKET = 0x5d;
+const DIGIT_0 = 0x30, DIGIT_1 = 0x31, DIGIT_9 = 0x39, LOWER_E = 0x65, UPPER_E = 0x45;
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+const enum Field {
+  Other,
+  Valor,
+  Tipo,
+  Descricao,
+}
+
+/** What the parser keeps of a value: its kind and, for the fields we read, its content. */
+const enum Kind {
+  Missing,
+  Integer, // an integer literal: no fraction, no exponent
+  OtherNumber,
+  String,
+  Other, // true, false, null, object, array
+}
+
+let src: Buffer = Buffer.alloc(0);
+let pos = 0;
+let lastStringPlain = true;
+let lastInteger = 0; // set by readNumber: the integer literal when it is in 1..MAX_INT4, else 0
+
+// Results of the current parse, one slot per known field.
+let valorKind = Kind.Missing;
+let valorValue = 0; // lastInteger of the last valor
+let tipoKind = Kind.Missing;
+let tipoValue = '';
+let descricaoKind = Kind.Missing;
+let descricaoValue = '';
+
+function startParse(body: Buffer): void {
+  src = body;
+  pos = 0;
+  valorKind = tipoKind = descricaoKind = Kind.Missing;
+  valorValue = 0;
+  tipoValue = descricaoValue = '';
+}
+
+function fail(what: string): never {
+  throw new SyntaxError(pos < src.length ? `${what} at byte ${pos}` : `${what} at end of body`);
+}
+
+function skipWhitespace(): void {
+  while (pos < src.length) {
+    const c = src[pos];
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return;
+    pos++;
+  }
+}
+
+function expect(byte: number, what: string): void {
+  if (src[pos] !== byte) fail(`expected ${what}`);
+  pos++;
+}
+
+/** Reads a string starting at its opening quote; returns it decoded, or '' when `keep` is false. */
+function readString(keep: boolean): string {
+  pos++; // opening quote
+  const start = pos;
+  let plain = true; // ASCII without escapes: the common case, decoded with one latin1 slice
+  while (true) {
+    if (pos >= src.length) fail('unterminated string');
+    const c = src[pos];
+    if (c === QUOTE) break;
+    if (c < 0x20) fail('control character in string');
+    if (c === BACKSLASH) {
+      plain = false;
+      pos += 2; // the escape is checked in decodeEscaped
+    } else {
+      if (c >= 0x80) plain = false;
+      pos++;
+    }
+  }
+  const end = pos;
+  pos++; // closing quote
+  lastStringPlain = plain;
+  if (plain) return keep ? src.toString('latin1', start, end) : '';
+  return decodeEscaped(start, end, keep);
+}
+
+function hexDigit(c: number): number {
+  if (c >= DIGIT_0 && c <= DIGIT_9) return c - DIGIT_0;
+  const lower = c | 0x20;
+  if (lower >= 0x61 && lower <= 0x66) return lower - 0x61 + 10;
+  return -1;
+}
+
+/** Decodes a string body with escapes or non-ASCII bytes; raw bytes must be valid UTF-8. */
+function decodeEscaped(start: number, end: number, keep: boolean): string {
+  let out = '';
+  let runStart = start;
+  const flushRun = (runEnd: number): void => {
+    if (runEnd === runStart) return;
+    let text: string;
+    try {
+      text = strictUtf8.decode(src.subarray(runStart, runEnd));
+    } catch {
+      pos = runStart;
+      fail('invalid UTF-8 in string');
+    }
+    if (keep) out += text;
+  };
+  let i = start;
+  while (i < end) {
+    if (src[i] !== BACKSLASH) {
+      i++;
+      continue;
+    }
+    flushRun(i);
+    const e = src[i + 1];
+    let unit: number;
+    switch (e) {
+      case QUOTE: unit = 0x22; break;
+      case BACKSLASH: unit = 0x5c; break;
+      case 0x2f: unit = 0x2f; break; // '/'
+      case 0x62: unit = 0x08; break; // 'b'
+      case 0x66: unit = 0x0c; break; // 'f'
+      case 0x6e: unit = 0x0a; break; // 'n'
+      case 0x72: unit = 0x0d; break; // 'r'
+      case 0x74: unit = 0x09; break; // 't'
+      case 0x75: { // 'u' and four hex digits: one UTF-16 code unit, as JSON.parse reads it
+        if (i + 6 > end) {
+          pos = i;
+          fail('truncated \\u escape');
+        }
+        unit = 0;
+        for (let k = 2; k < 6; k++) {
+          const digit = hexDigit(src[i + k]);
+          if (digit < 0) {
+            pos = i;
+            fail('invalid \\u escape');
+          }
+          unit = unit * 16 + digit;
+        }
+        i += 4;
+        break;
+      }
+      default:
+        pos = i;
+        fail('invalid escape');
+    }
+    if (keep) out += String.fromCharCode(unit);
+    i += 2;
+    runStart = i;
+  }
+  flushRun(end);
+  return out;
+}
+
+/** Identifies a key; only keys written with escapes ("v\\u0061lor") are decoded. */
+function readKey(): Field {
+  const start = pos + 1;
+  readString(false);
+  const end = pos - 1;
+  if (!lastStringPlain) {
+    const name = decodeEscaped(start, end, true);
+    return name === 'valor' ? Field.Valor : name === 'tipo' ? Field.Tipo : name === 'descricao' ? Field.Descricao : Field.Other;
+  }
+  const length = end - start;
+  if (length === 5 && matches(start, 'valor')) return Field.Valor;
+  if (length === 4 && matches(start, 'tipo')) return Field.Tipo;
+  if (length === 9 && matches(start, 'descricao')) return Field.Descricao;
+  return Field.Other;
+}
+
+function matches(start: number, name: string): boolean {
+  for (let k = 0; k < name.length; k++) if (src[start + k] !== name.charCodeAt(k)) return false;
+  return true;
+}
+
+/**
+ * Reads a number literal. Returns Kind.Integer for an integer literal, setting lastInteger
+ * (0 when outside 1..MAX_INT4), and Kind.OtherNumber for one with a fraction or exponent.
+ */
+function readNumber(): Kind {
+  let negative = false;
+  if (src[pos] === MINUS) {
+    negative = true;
+    pos++;
+  }
+  const digitsStart = pos;
+  const first = src[pos];
+  if (first === DIGIT_0) pos++;
+  else if (first >= DIGIT_1 && first <= DIGIT_9) while (src[pos] >= DIGIT_0 && src[pos] <= DIGIT_9) pos++;
+  else fail('invalid number');
+  const digitsEnd = pos;
+  let integer = true;
+  if (src[pos] === DOT) {
+    integer = false;
+    pos++;
+    if (!(src[pos] >= DIGIT_0 && src[pos] <= DIGIT_9)) fail('invalid number');
+    while (src[pos] >= DIGIT_0 && src[pos] <= DIGIT_9) pos++;
+  }
+  if (src[pos] === LOWER_E || src[pos] === UPPER_E) {
+    integer = false;
+    pos++;
+    if (src[pos] === PLUS || src[pos] === MINUS) pos++;
+    if (!(src[pos] >= DIGIT_0 && src[pos] <= DIGIT_9)) fail('invalid number');
+    while (src[pos] >= DIGIT_0 && src[pos] <= DIGIT_9) pos++;
+  }
+  if (!integer) return Kind.OtherNumber;
+  lastInteger = 0;
+  // Ten digits at most fit an int4; longer literals are out of range whatever they say.
+  if (!negative && digitsEnd - digitsStart <= 10) {
+    let value = 0;
+    for (let i = digitsStart; i < digitsEnd; i++) value = value * 10 + (src[i] - DIGIT_0);
+    if (value >= 1 && value <= MAX_INT4) lastInteger = value;
+  }
+  return Kind.Integer;
+}
+
+function readLiteral(word: string): void {
+  for (let k = 0; k < word.length; k++) {
+    if (src[pos + k] !== word.charCodeAt(k)) fail('invalid literal');
+  }
+  pos += word.length;
+}
+
+/** Reads any value, keeping it when `field` is one we need. Depth is bounded by MAX_BODY_BYTES. */
+function readValue(field: Field): void {
+  const c = src[pos];
+  let kind: Kind;
+  if (c === QUOTE) {
+    const text = readString(field === Field.Tipo || field === Field.Descricao);
+    if (field === Field.Tipo) tipoValue = text;
+    else if (field === Field.Descricao) descricaoValue = text;
+    kind = Kind.String;
+  } else if (c === MINUS || (c >= DIGIT_0 && c <= DIGIT_9)) {
+    kind = readNumber();
+    if (field === Field.Valor) valorValue = lastInteger;
+  } else if (c === OPEN_BRACE) {
+    readObject(false);
+    kind = Kind.Other;
+  } else if (c === OPEN_BRACKET) {
+    readArray();
+    kind = Kind.Other;
+  } else if (c === 0x74) {
+    readLiteral('true');
+    kind = Kind.Other;
+  } else if (c === 0x66) {
+    readLiteral('false');
+    kind = Kind.Other;
+  } else if (c === 0x6e) {
+    readLiteral('null');
+    kind = Kind.Other;
+  } else {
+    fail('expected a value');
+  }
+  if (field === Field.Valor) valorKind = kind;
+  else if (field === Field.Tipo) tipoKind = kind;
+  else if (field === Field.Descricao) descricaoKind = kind;
+}
+
+function readArray(): void {
+  pos++; // '['
+  skipWhitespace();
+  if (src[pos] === CLOSE_BRACKET) {
+    pos++;
+    return;
+  }
+  while (true) {
+    skipWhitespace();
+    readValue(Field.Other);
+    skipWhitespace();
+    if (src[pos] === COMMA) {
+      pos++;
+      continue;
+    }
+    expect(CLOSE_BRACKET, "',' or ']'");
+    return;
+  }
+}
+
+/** Reads an object; only the top-level one (`top`) records the known fields. */
+function readObject(top: boolean): void {
+  pos++; // '{'
+  skipWhitespace();
+  if (src[pos] === CLOSE_BRACE) {
+    pos++;
+    return;
+  }
+  while (true) {
+    skipWhitespace();
+    if (src[pos] !== QUOTE) fail('expected a key');
+    const field = top ? readKey() : (readString(false), Field.Other);
+    skipWhitespace();
+    expect(COLON, "':'");
+    skipWhitespace();
+    readValue(field);
+    skipWhitespace();
+    if (src[pos] === COMMA) {
+      pos++;
+      continue;
+    }
+    expect(CLOSE_BRACE, "',' or '}'");
+    return;
+  }
+}
+
+/**
+ * Counts code points of a valid description: 1..10, no lone surrogates (not encodable in
+ * UTF-8) and no NUL (PostgreSQL text cannot hold it). Returns an error message or ''.
+ */
+export function descriptionProblem(text: string): string {
+  let points = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit === 0) return 'descricao must not contain NUL';
+    if (unit >= 0xd800 && unit <= 0xdbff) {
+      const next = text.charCodeAt(i + 1);
+      if (!(next >= 0xdc00 && next <= 0xdfff)) return 'descricao must be valid Unicode';
+      i++;
+    } else if (unit >= 0xdc00 && unit <= 0xdfff) {
+      return 'descricao must be valid Unicode';
+    }
+    points++;
+  }
+  if (points < 1 || points > MAX_DESCRIPTION) return `descricao must have 1 to ${MAX_DESCRIPTION} characters`;
+  return '';
+}
+
+/** Parses and validates a POST /clientes/:id/transacoes body. */
+export function parseTransaction(body: Buffer): Transaction | Rejection {
+  if (body.length > MAX_BODY_BYTES) return { status: 413, error: `body larger than ${MAX_BODY_BYTES} bytes` };
+  startParse(body);
+  let top: Kind;
+  try {
+    skipWhitespace();
+    if (pos >= src.length) return { status: 400, error: 'empty body' };
+    if (src[pos] === OPEN_BRACE) {
+      readObject(true);
+      top = Kind.Other;
+    } else {
+      readValue(Field.Other);
+      top = Kind.Missing; // a valid JSON document, but not an object
+    }
+    skipWhitespace();
+    if (pos < src.length) fail('unexpected data after the JSON document');
+  } catch (err) {
+    if (err instanceof SyntaxError) return { status: 400, error: `malformed JSON: ${err.message}` };
+    throw err;
+  } finally {
+    src = EMPTY;
+  }
+  if (top === Kind.Missing) return { status: 422, error: 'body must be a JSON object' };
+  if (valorKind !== Kind.Integer || valorValue === 0) {
+    return { status: 422, error: `valor must be an integer from 1 to ${MAX_INT4}` };
+  }
+  if (tipoKind !== Kind.String || (tipoValue !== 'c' && tipoValue !== 'd')) {
+    return { status: 422, error: 'tipo must be "c" or "d"' };
+  }
+  if (descricaoKind !== Kind.String) return { status: 422, error: 'descricao must be a string' };
+  const problem = descriptionProblem(descricaoValue);
+  if (problem) return { status: 422, error: problem };
+  return { valor: valorValue, tipo: tipoValue, descricao: descricaoValue };
+}
+const EMPTY = Buffer.alloc(0);
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------------------------
+
+export type Route =
+  | { name: 'transaction' | 'statement'; id: number }
+  | { name: 'not_found' }
+  | { name: 'method_not_allowed'; allow: string };
+
+const PREFIX = '/clientes/';
+const NOT_FOUND: Route = { name: 'not_found' };
+const ONLY_POST: Route = { name: 'method_not_allowed', allow: 'POST' };
+const ONLY_GET: Route = { name: 'method_not_allowed', allow: 'GET' };
+
+/**
+ * Matches `/clientes/{id}/transacoes` and `/clientes/{id}/extrato`, with an optional query
+ * string. The id is canonical decimal (no sign, no leading zero) within the int4 range; any
+ * other path is not found, so it never reaches the database.
+ */
+export function route(method: string, url: string): Route {
+  if (!url.startsWith(PREFIX)) return NOT_FOUND;
+  let i = PREFIX.length;
+  const idStart = i;
+  while (i < url.length && url.charCodeAt(i) >= DIGIT_0 && url.charCodeAt(i) <= DIGIT_9) i++;
+  const digits = i - idStart;
+  if (digits === 0 || digits > 10 || url.charCodeAt(idStart) === DIGIT_0) return NOT_FOUND;
+  const id = Number(url.slice(idStart, i));
+  if (id > MAX_INT4) return NOT_FOUND;
+  const query = url.indexOf('?', i);
+  const rest = query < 0 ? url.slice(i) : url.slice(i, query);
+  if (rest === '/transacoes') return method === 'POST' ? { name: 'transaction', id } : ONLY_POST;
+  if (rest === '/extrato') return method === 'GET' ? { name: 'statement', id } : ONLY_GET;
+  return NOT_FOUND;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------------------------
+
+/** JSON body for an error; the contest ignores 4xx bodies, people reading curl output do not. */
+export function errorBody(message: string): string {
+  return `{"error":${JSON.stringify(message)}}`;
+}
+
+function send(res: http.ServerResponse, status: number, body: string, extra?: Record<string, string>): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(body),
+    ...extra,
+  });
+  res.end(body);
+}
+
+function sendError(res: http.ServerResponse, status: number, message: string, extra?: Record<string, string>): void {
+  send(res, status, errorBody(message), extra);
+}
+
+/** Maps a database failure to a response; never exposes the error text. */
+function sendDatabaseError(res: http.ServerResponse, err: Error, log: (m: string) => void): void {
+  if (err instanceof Unavailable) return sendError(res, 503, 'service unavailable, try again', { 'Retry-After': '1' });
+  log(`database error: ${err.message.trim()}`);
+  sendError(res, 500, 'internal error');
+}
+
+/** HTTP status for each post_transaction status (see procedures.sql). */
+export const TRANSACTION_STATUS: Record<string, number> = {
+  ok: 200,
+  over_limit: 422,
+  overflow: 422,
+  no_account: 404,
+};
+const TRANSACTION_ERROR: Record<string, string> = {
+  over_limit: 'debit would exceed the limit',
+  overflow: 'credit would overflow the balance',
+  no_account: 'client not found',
+};
+
+export function createHandler(pool: Pool, log: (message: string) => void = console.error) {
+  function transaction(res: http.ServerResponse, id: number, body: Buffer): void {
+    const parsed = parseTransaction(body);
+    if (isRejection(parsed)) return sendError(res, parsed.status, parsed.error);
+    pool.execute('transaction', [String(id), String(parsed.valor), parsed.tipo, parsed.descricao], (err, rows) => {
+      if (err) return sendDatabaseError(res, err, log);
+      const [status, responseBody] = rows[0] as [string, string | null];
+      const code = TRANSACTION_STATUS[status];
+      if (code === 200 && responseBody) return send(res, 200, responseBody);
+      if (code) return sendError(res, code, TRANSACTION_ERROR[status]);
+      sendDatabaseError(res, new Error(`unexpected transaction status ${status}`), log);
+    });
+  }
+
+  function statement(res: http.ServerResponse, id: number): void {
+    pool.execute('statement', [String(id)], (err, rows) => {
+      if (err) return sendDatabaseError(res, err, log);
+      const body = rows[0]?.[0] as string | null;
+      if (body) send(res, 200, body);
+      else sendError(res, 404, 'client not found');
+    });
+  }
+
+  // A bug must cost one request a 500, never the process.
+  const guarded = (res: http.ServerResponse, fn: () => void): void => {
+    try {
+      fn();
+    } catch (err) {
+      log(`request failed: ${(err as Error).stack ?? err}`);
+      sendError(res, 500, 'internal error');
+    }
+  };
+
+  return function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    guarded(res, () => {
+      const matched = route(req.method ?? '', req.url ?? '');
+      switch (matched.name) {
+        case 'statement':
+          // A GET body, if any, is drained and ignored by node:http.
+          return statement(res, matched.id);
+        case 'transaction':
+          return readBody(req, res, (body) => guarded(res, () => transaction(res, matched.id, body)));
+        case 'method_not_allowed':
+          return sendError(res, 405, 'method not allowed', { Allow: matched.allow });
+        default:
+          return sendError(res, 404, 'not found');
+      }
+    });
+  };
+}
+
+/** Collects the body up to MAX_BODY_BYTES; larger ones get 413 and the connection is closed. */
+function readBody(req: http.IncomingMessage, res: http.ServerResponse, done: (body: Buffer) => void): void {
+  const declared = Number(req.headers['content-length']);
+  if (declared > MAX_BODY_BYTES) return tooLarge(req, res);
+  let first: Buffer | undefined;
+  let chunks: Buffer[] | undefined;
+  let size = 0;
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) {
+      req.removeAllListeners('data');
+      req.removeAllListeners('end');
+      return tooLarge(req, res);
+    }
+    if (!first) first = chunk;
+    else (chunks ??= [first]).push(chunk);
+  });
+  req.on('end', () => done(chunks ? Buffer.concat(chunks, size) : (first ?? EMPTY)));
+  req.on('error', () => res.destroy());
+}
+
+function tooLarge(req: http.IncomingMessage, res: http.ServerResponse): void {
+  // Answer, then drop the connection instead of reading an unbounded body.
+  sendError(res, 413, `body larger than ${MAX_BODY_BYTES} bytes`, { Connection: 'close' });
+  res.on('finish', () => req.destroy());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up and shutdown
+// ---------------------------------------------------------------------------------------------
+
+function promisify(run: (cb: (err?: Error) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => run((err) => (err ? reject(err) : resolve())));
+}
+
+/** Plans every statement on every connection before traffic arrives, without changing data. */
+async function warmUp(pool: Pool): Promise<void> {
+  await pool.onEachConnection(async (client) => {
+    await promisify((cb) => client.execute('statement', ['1'], (err) => cb(err)));
+    // The first call of a plpgsql function plans its statements per session; run it once in a
+    // transaction that is rolled back so the real first request does not pay for it.
+    await promisify((cb) => client.query('BEGIN', cb));
+    await promisify((cb) => client.execute('transaction', ['1', '1', 'c', 'warm-up'], (err) => cb(err)));
+    await promisify((cb) => client.query('ROLLBACK', cb));
+  });
+  // Let V8 optimise the parser before the first real request.
+  const sample = Buffer.from('{"valor": 1000, "tipo": "d", "descricao": "aquecendo"}');
+  for (let i = 0; i < 5000; i++) parseTransaction(sample);
+}
+
+export async function main(config: Config = readConfig()): Promise<void> {
+  const name = process.env.INSTANCE_NAME || `api:${process.pid}`;
+  const log = (message: string): void => console.error(`[${name}] ${message}`);
+
+  const pool = new Pool(config.database, config.poolSize, config.maxQueue, log);
+  await pool.start();
+  await warmUp(pool);
+
+  const server = http.createServer(createHandler(pool, log));
+  // Keep-alive from nginx should outlive nginx's own idle timeout, so the proxy, not us,
+  // decides when an upstream connection closes (avoids a race on reused sockets).
+  server.keepAliveTimeout = 75_000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if (config.socketPath) {
+      fs.rmSync(config.socketPath, { force: true });
+      server.listen(config.socketPath, () => {
+        // nginx's workers run as another user; they need write access to connect.
+        fs.chmodSync(config.socketPath, 0o666);
+        resolve();
+      });
+    } else {
+      server.listen(config.port, config.host, () => resolve());
+    }
+  });
+  const address = config.socketPath || `${config.host}:${(server.address() as AddressInfo).port}`;
+  log(`listening on ${address} (pool ${config.poolSize})`);
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: draining`);
+    // Stops accepting and closes idle keep-alive connections; busy ones close after their response.
+    const finish = (): void => {
+      pool.end();
+      if (config.socketPath) fs.rmSync(config.socketPath, { force: true });
+      log('stopped');
+      process.exit(0);
+    };
+    server.close(finish);
+    setTimeout(() => {
+      log(`drain took longer than ${config.drainMs} ms; closing remaining connections`);
+      server.closeAllConnections();
+      finish();
+    }, config.drainMs).unref();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+if (require.main === module) {
+  main().catch((err: Error) => {
+    console.error(`start-up failed: ${err.message}`);
+    process.exit(1);
+  });
+}

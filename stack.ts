@@ -1,0 +1,491 @@
+// The native stack: the contest topology (PostgreSQL, two API instances, nginx on 9999) run as
+// plain processes on this machine, for development, tests and load tests where Docker is absent.
+//
+//   node dist/stack.js start   foreground; Ctrl-C or SIGTERM stops everything it started
+//   node dist/stack.js up      the same in the background; returns once the stack answers
+//   node dist/stack.js down    stops what `up` started
+//   node dist/stack.js status  what is running
+//
+// It reads procedures.sql, postgresql.conf and nginx.conf from the repository rather than
+// repeating what they say; only paths and ports are changed for this machine.
+
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const REPO = path.resolve(__dirname, '..');
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+const SERVER_JS = path.join(REPO, 'dist', 'server.js');
+/** The directory nginx.conf names for the API sockets (a shared volume under docker compose). */
+const COMPOSE_SOCKET_DIR = '/run/crebitos';
+const CONTEST_PORT = 9999;
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------------------------
+
+export interface StackSettings {
+  /** Everything the stack writes: data, sockets, logs, state. Git-ignored by default. */
+  home: string;
+  httpPort: number;
+  pgPort: number;
+  /** Unix sockets of PostgreSQL and both APIs. */
+  socketDir: string;
+  /** PostgreSQL's cluster, recreated at every start; owned by `postgres` when run as root. */
+  pgDir: string;
+  /** Passed to each API instance (see server.ts). */
+  poolSize: string;
+}
+
+export function readSettings(env: NodeJS.ProcessEnv = process.env): StackSettings {
+  const home = path.resolve(env.CREBITOS_HOME || path.join(REPO, '.stack'));
+  const port = (name: string, fallback: number): number => {
+    const value = Number(env[name] || fallback);
+    if (!Number.isInteger(value) || value < 1 || value > 65535) throw new Error(`${name} must be a TCP port, got ${env[name]}`);
+    return value;
+  };
+  const pgPort = port('PG_PORT', 54329);
+  return {
+    home,
+    httpPort: port('HTTP_PORT', CONTEST_PORT),
+    pgPort,
+    socketDir: path.resolve(env.SOCKET_DIR || defaultSocketDir(home, pgPort)),
+    pgDir: isRoot() && !reachableByOthers(path.join(home, 'pg')) ? path.join(os.tmpdir(), `crebitos-pg-${pgPort}`) : path.join(home, 'pg'),
+    poolSize: env.POOL_SIZE || '',
+  };
+}
+
+/**
+ * Unix socket paths are limited to 107 bytes and PostgreSQL's must be reachable by the
+ * `postgres` user, so a deep or private checkout (e.g. under /root) gets a short one in /tmp.
+ */
+function defaultSocketDir(home: string, pgPort: number): string {
+  const inHome = path.join(home, 'run');
+  const longest = path.join(inHome, `.s.PGSQL.${pgPort}.lock`);
+  if (longest.length <= 100 && (!isRoot() || reachableByOthers(home))) return inHome;
+  return path.join(os.tmpdir(), `crebitos-${pgPort}`);
+}
+
+const isRoot = (): boolean => process.getuid?.() === 0;
+
+/** True when every existing ancestor of `dir` can be traversed by any user. */
+function reachableByOthers(dir: string): boolean {
+  for (let current = path.dirname(dir); ; current = path.dirname(current)) {
+    try {
+      if ((fs.statSync(current).mode & 0o001) === 0) return false;
+    } catch {
+      // not created yet: it will be created by us with open permissions
+    }
+    if (current === path.dirname(current)) return true;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prerequisites
+// ---------------------------------------------------------------------------------------------
+
+const REQUIRED = [
+  { pkg: 'postgresql-15', present: () => fs.existsSync(path.join(PG_BIN, 'postgres')) },
+  { pkg: 'libpq-dev', present: () => fs.existsSync('/usr/include/postgresql/libpq-fe.h') },
+  { pkg: 'nginx', present: () => commandExists('nginx') },
+];
+
+function commandExists(name: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${name} || test -x /usr/sbin/${name}`], { stdio: 'ignore' }).status === 0;
+}
+
+function nginxBinary(): string {
+  return fs.existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
+}
+
+/** Installs missing apt packages as root; otherwise explains what to install. */
+export function ensurePrerequisites(log: (line: string) => void): void {
+  const missing = REQUIRED.filter((r) => !r.present()).map((r) => r.pkg);
+  if (missing.length > 0) {
+    if (!isRoot()) {
+      throw new Error(`missing packages: ${missing.join(' ')}. Install them with: sudo apt-get install -y ${missing.join(' ')}`);
+    }
+    log(`installing ${missing.join(' ')} with apt-get (first run on this machine)`);
+    const apt = (args: string[]): void => {
+      const result = spawnSync('apt-get', args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+      if (result.status !== 0) throw new Error(`apt-get ${args.join(' ')} failed (exit ${result.status})`);
+    };
+    apt(['update', '-qq']);
+    apt(['install', '-y', '-qq', ...missing]);
+  }
+  // pg-native's addon is compiled by `npm ci` against libpq-dev; rebuild it if that was missing then.
+  try {
+    require('pg-native');
+  } catch (err) {
+    log(`the libpq addon does not load (${(err as Error).message.split('\n')[0]}); rebuilding it`);
+    const result = spawnSync('npm', ['rebuild', 'libpq'], { cwd: REPO, stdio: 'inherit' });
+    if (result.status !== 0) throw new Error('npm rebuild libpq failed; is libpq-dev installed?');
+  }
+  if (!fs.existsSync(SERVER_JS)) throw new Error(`${SERVER_JS} is missing: run npm run build`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Components
+// ---------------------------------------------------------------------------------------------
+
+interface Component {
+  name: string;
+  child: ChildProcess;
+  /** Signal that makes it stop cleanly: postgres' fast shutdown is SIGINT, nginx's graceful one SIGQUIT. */
+  stopSignal: NodeJS.Signals;
+  expectedExit: boolean;
+}
+
+export interface StackState {
+  supervisorPid: number;
+  ready: boolean;
+  httpPort: number;
+  url: string;
+  socketDir: string;
+  home: string;
+  components: { name: string; pid: number }[];
+}
+
+class Stack {
+  private readonly components: Component[] = [];
+  private stopping = false;
+  private readonly logDir: string;
+  private readonly stateFile: string;
+
+  constructor(
+    private readonly settings: StackSettings,
+    private readonly log: (line: string) => void,
+  ) {
+    this.logDir = path.join(settings.home, 'logs');
+    this.stateFile = stateFilePath(settings.home);
+  }
+
+  async start(): Promise<void> {
+    const { socketDir, pgDir, pgPort, httpPort } = this.settings;
+    ensurePrerequisites(this.log);
+    fs.mkdirSync(this.logDir, { recursive: true });
+    // A fresh start every time: the contest's initial data, nothing left from a previous run.
+    fs.rmSync(pgDir, { recursive: true, force: true });
+    fs.mkdirSync(pgDir, { recursive: true });
+    fs.mkdirSync(socketDir, { recursive: true });
+    // Shared by postgres (its socket), the APIs (theirs) and nginx's workers (which connect).
+    fs.chmodSync(socketDir, 0o1777);
+    for (const stale of ['api1.sock', 'api2.sock']) fs.rmSync(path.join(socketDir, stale), { force: true });
+
+    await this.startPostgres(pgDir);
+    const database = `host=${socketDir} port=${pgPort} user=postgres dbname=postgres`;
+    await Promise.all(
+      ['api1', 'api2'].map((name) => {
+        const socketPath = path.join(socketDir, `${name}.sock`);
+        const env: NodeJS.ProcessEnv = { ...process.env, INSTANCE_NAME: name, SOCKET_PATH: socketPath, DATABASE_URL: database };
+        if (this.settings.poolSize) env.POOL_SIZE = this.settings.poolSize;
+        this.spawn(name, process.execPath, [SERVER_JS], { env }, 'SIGTERM');
+        return this.waitFor(name, () => httpStatus({ socketPath, path: '/clientes/1/extrato' }).then((s) => s === 200), 30_000);
+      }),
+    );
+    await this.startNginx();
+    await this.waitFor('nginx', () => httpStatus({ port: httpPort, path: '/clientes/1/extrato' }).then((s) => s === 200), 15_000);
+    this.writeState(true);
+    this.log(`ready: GET http://localhost:${httpPort}/clientes/1/extrato answers 200 (logs in ${this.logDir})`);
+  }
+
+  private async startPostgres(pgDir: string): Promise<void> {
+    const { socketDir, pgPort } = this.settings;
+    const data = path.join(pgDir, 'data');
+    const asPostgres: { uid?: number; gid?: number } = isRoot() ? postgresIds() : {};
+    if (asPostgres.uid !== undefined) fs.chownSync(pgDir, asPostgres.uid, asPostgres.gid!);
+    this.run(path.join(PG_BIN, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync'], asPostgres);
+    // The repository's settings, included rather than copied.
+    fs.appendFileSync(path.join(data, 'postgresql.conf'), `\ninclude '${path.join(REPO, 'postgresql.conf')}'\n`);
+    this.spawn(
+      'postgres',
+      path.join(PG_BIN, 'postgres'),
+      // Unix socket only: nothing here needs TCP, and ports stay free for other stacks.
+      ['-D', data, '-k', socketDir, '-p', String(pgPort), '-c', "listen_addresses=", '-c', 'unix_socket_permissions=0777'],
+      asPostgres,
+      'SIGINT',
+    );
+    await this.waitFor('postgres', () => Promise.resolve(this.run(path.join(PG_BIN, 'pg_isready'), ['-q', '-h', socketDir, '-p', String(pgPort)], {}, true)), 30_000);
+    this.run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres', '-f', path.join(REPO, 'procedures.sql')], {});
+    this.log(`postgres: cluster initialised, procedures.sql loaded (socket ${socketDir}, port ${pgPort})`);
+  }
+
+  private async startNginx(): Promise<void> {
+    const prefix = path.join(this.settings.home, 'nginx');
+    fs.mkdirSync(prefix, { recursive: true });
+    const conf = path.join(prefix, 'nginx.conf');
+    fs.writeFileSync(conf, nativeNginxConf(fs.readFileSync(path.join(REPO, 'nginx.conf'), 'utf8'), this.settings, prefix));
+    const args = ['-p', prefix, '-c', conf, '-e', path.join(this.logDir, 'nginx-error.log'), '-g', `daemon off; pid ${path.join(prefix, 'nginx.pid')};`];
+    this.run(nginxBinary(), ['-t', '-q', ...args], {});
+    this.spawn('nginx', nginxBinary(), args, {}, 'SIGQUIT');
+  }
+
+  /** Runs a short command to completion; throws with its output unless `probe` is set. */
+  private run(cmd: string, args: string[], ids: { uid?: number; gid?: number }, probe = false): boolean {
+    const result = spawnSync(cmd, args, { ...ids, encoding: 'utf8', cwd: os.tmpdir() });
+    if (result.status === 0) return true;
+    if (probe) return false;
+    throw new Error(`${path.basename(cmd)} failed (exit ${result.status}):\n${result.stdout}${result.stderr}`);
+  }
+
+  private spawn(name: string, cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number }, stopSignal: NodeJS.Signals): void {
+    const logFile = fs.openSync(path.join(this.logDir, `${name}.log`), 'a');
+    const child = spawn(cmd, args, { ...options, cwd: os.tmpdir(), stdio: ['ignore', logFile, logFile] });
+    fs.closeSync(logFile);
+    const component: Component = { name, child, stopSignal, expectedExit: false };
+    this.components.push(component);
+    child.on('exit', (code, signal) => {
+      if (component.expectedExit || this.stopping) return;
+      this.log(`${name} exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`}); last log lines:\n${tail(path.join(this.logDir, `${name}.log`))}`);
+      this.writeState(true);
+    });
+    this.writeState(false);
+  }
+
+  private async waitFor(name: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+    const component = this.components.find((c) => c.name === name);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (component && component.child.exitCode !== null) {
+        throw new Error(`${name} exited during start-up; last log lines:\n${tail(path.join(this.logDir, `${name}.log`))}`);
+      }
+      if (await check().catch(() => false)) return;
+      await sleep(50);
+    }
+    throw new Error(`${name} was not ready after ${timeoutMs / 1000} s; see ${path.join(this.logDir, `${name}.log`)}`);
+  }
+
+  /** Stops the edge first so no request arrives at a stopping API, and the database last. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const name of ['nginx', 'api2', 'api1', 'postgres']) {
+      const component = this.components.find((c) => c.name === name);
+      if (component) await stopChild(component);
+    }
+    fs.rmSync(this.stateFile, { force: true });
+    this.log('stopped');
+  }
+
+  private writeState(ready: boolean): void {
+    const state: StackState = {
+      supervisorPid: process.pid,
+      ready,
+      httpPort: this.settings.httpPort,
+      url: `http://localhost:${this.settings.httpPort}`,
+      socketDir: this.settings.socketDir,
+      home: this.settings.home,
+      components: this.components.filter((c) => c.child.exitCode === null && c.child.signalCode === null).map((c) => ({ name: c.name, pid: c.child.pid! })),
+    };
+    fs.mkdirSync(path.dirname(this.stateFile), { recursive: true });
+    fs.writeFileSync(this.stateFile, JSON.stringify(state, null, 2));
+  }
+}
+
+async function stopChild(component: Component): Promise<void> {
+  const { child } = component;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  component.expectedExit = true;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(component.stopSignal);
+  const timedOut = await Promise.race([exited.then(() => false), sleep(15_000).then(() => true)]);
+  if (timedOut) {
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+function postgresIds(): { uid: number; gid: number } {
+  const id = (flag: string): number => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+/**
+ * nginx.conf adapted to this machine: the API sockets' directory, the listening port, and
+ * temporary paths under the stack's own prefix (the packaged defaults live in /var/lib/nginx).
+ */
+export function nativeNginxConf(conf: string, settings: Pick<StackSettings, 'socketDir' | 'httpPort'>, prefix: string): string {
+  if (!conf.includes(`unix:${COMPOSE_SOCKET_DIR}/`)) throw new Error(`nginx.conf no longer proxies to sockets in ${COMPOSE_SOCKET_DIR}; update stack.ts`);
+  if (!new RegExp(`listen\\s+${CONTEST_PORT}\\b`).test(conf)) throw new Error(`nginx.conf no longer listens on ${CONTEST_PORT}; update stack.ts`);
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `    ${kind}_temp_path ${path.join(prefix, `${kind}_temp`)};`).join('\n');
+  return conf
+    .split(`unix:${COMPOSE_SOCKET_DIR}/`)
+    .join(`unix:${settings.socketDir}/`)
+    .replace(new RegExp(`listen(\\s+)${CONTEST_PORT}\\b`), `listen$1${settings.httpPort}`)
+    .replace(/^http\s*\{/m, (open) => `${open}\n${temp}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function tail(file: string, lines = 15): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).map((l) => `    ${l}`).join('\n');
+  } catch {
+    return '    (no log)';
+  }
+}
+
+/** Status code of one GET, over TCP on localhost or over a unix socket. */
+export function httpStatus(target: { port?: number; socketPath?: string; path: string }): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: target.port, socketPath: target.socketPath, path: target.path, agent: false, timeout: 2000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+export function stateFilePath(home: string): string {
+  return path.join(home, 'stack.json');
+}
+
+export function readState(home: string): StackState | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(stateFilePath(home), 'utf8')) as StackState;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+// ---------------------------------------------------------------------------------------------
+
+const say = (line: string): void => console.log(`[stack] ${line}`);
+
+async function commandStart(settings: StackSettings): Promise<void> {
+  const previous = readState(settings.home);
+  if (previous && alive(previous.supervisorPid) && previous.supervisorPid !== process.pid) {
+    throw new Error(`a stack is already running from ${settings.home} (pid ${previous.supervisorPid}); run npm run down first`);
+  }
+  if (previous) killLeftovers(previous);
+  const stack = new Stack(settings, say);
+  let signalled = false;
+  const onSignal = (signal: string): void => {
+    if (signalled) return;
+    signalled = true;
+    say(`${signal}: stopping`);
+    stack.stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  say(`starting in ${settings.home} (HTTP port ${settings.httpPort}, sockets in ${settings.socketDir})`);
+  try {
+    await stack.start();
+  } catch (err) {
+    say(`start-up failed: ${(err as Error).message}`);
+    await stack.stop();
+    process.exit(1);
+  }
+}
+
+/** Kills components a crashed supervisor left behind, checking the pid still is what we started. */
+function killLeftovers(state: StackState): void {
+  for (const { name, pid } of state.components) {
+    if (!alive(pid)) continue;
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    if (!/postgres|nginx|server\.js/.test(cmdline)) continue;
+    say(`killing ${name} (pid ${pid}) left by a previous run`);
+    process.kill(pid, 'SIGKILL');
+  }
+  fs.rmSync(stateFilePath(state.home), { force: true });
+}
+
+async function commandUp(settings: StackSettings): Promise<void> {
+  const previous = readState(settings.home);
+  if (previous && alive(previous.supervisorPid)) {
+    throw new Error(`a stack is already running from ${settings.home} (pid ${previous.supervisorPid}); run npm run down first`);
+  }
+  fs.mkdirSync(path.join(settings.home, 'logs'), { recursive: true });
+  const logPath = path.join(settings.home, 'logs', 'stack.log');
+  fs.writeFileSync(logPath, '');
+  const out = fs.openSync(logPath, 'a');
+  const supervisor = spawn(process.execPath, [__filename, 'start'], { detached: true, stdio: ['ignore', out, out], env: process.env });
+  fs.closeSync(out);
+  supervisor.unref();
+  // Follow the supervisor's log so progress (and any apt install) is visible.
+  let shown = 0;
+  const follow = (): void => {
+    const text = fs.readFileSync(logPath, 'utf8');
+    if (text.length > shown) process.stdout.write(text.slice(shown));
+    shown = text.length;
+  };
+  const deadline = Date.now() + 300_000;
+  while (Date.now() < deadline) {
+    follow();
+    const state = readState(settings.home);
+    if (state?.ready && state.supervisorPid === supervisor.pid) return;
+    if (supervisor.exitCode !== null || !alive(supervisor.pid!)) {
+      follow();
+      throw new Error(`the stack failed to start; see ${logPath}`);
+    }
+    await sleep(100);
+  }
+  throw new Error(`the stack was not ready after 300 s; see ${logPath}`);
+}
+
+async function commandDown(settings: StackSettings): Promise<void> {
+  const state = readState(settings.home);
+  if (!state) {
+    say(`no stack running from ${settings.home}`);
+    return;
+  }
+  if (alive(state.supervisorPid)) {
+    process.kill(state.supervisorPid, 'SIGTERM');
+    const deadline = Date.now() + 60_000;
+    while (alive(state.supervisorPid) && Date.now() < deadline) await sleep(100);
+  }
+  const left = state.components.filter((c) => alive(c.pid));
+  if (left.length > 0) killLeftovers(state);
+  fs.rmSync(stateFilePath(settings.home), { force: true });
+  say(left.length > 0 ? `stopped (killed leftovers: ${left.map((c) => c.name).join(', ')})` : 'stopped');
+}
+
+function commandStatus(settings: StackSettings): void {
+  const state = readState(settings.home);
+  if (!state || !alive(state.supervisorPid)) {
+    say(`no stack running from ${settings.home}`);
+    process.exitCode = 1;
+    return;
+  }
+  say(`${state.ready ? 'ready' : 'starting'} at ${state.url} (supervisor pid ${state.supervisorPid})`);
+  for (const c of state.components) say(`  ${c.name.padEnd(8)} pid ${c.pid} ${alive(c.pid) ? 'running' : 'DEAD'}`);
+}
+
+if (require.main === module) {
+  const command = process.argv[2] ?? 'start';
+  const commands: Record<string, (s: StackSettings) => Promise<void> | void> = {
+    start: commandStart,
+    up: commandUp,
+    down: commandDown,
+    status: commandStatus,
+  };
+  const run = commands[command];
+  if (!run) {
+    console.error(`usage: node dist/stack.js <${Object.keys(commands).join('|')}>`);
+    process.exit(2);
+  }
+  Promise.resolve()
+    .then(() => run(readSettings()))
+    .catch((err: Error) => {
+      console.error(`[stack] ${err.message}`);
+      process.exit(1);
+    });
+}
