@@ -145,6 +145,8 @@ export interface StackState {
   url: string;
   socketDir: string;
   home: string;
+  /** libpq connection string of the stack's database (for audits and psql). */
+  database: string;
   components: { name: string; pid: number }[];
 }
 
@@ -163,7 +165,7 @@ class Stack {
   }
 
   async start(): Promise<void> {
-    const { socketDir, pgDir, pgPort, httpPort } = this.settings;
+    const { socketDir, pgDir, httpPort } = this.settings;
     ensurePrerequisites(this.log);
     fs.mkdirSync(this.logDir, { recursive: true });
     // A fresh start every time: the contest's initial data, nothing left from a previous run.
@@ -175,7 +177,7 @@ class Stack {
     for (const stale of ['api1.sock', 'api2.sock']) fs.rmSync(path.join(socketDir, stale), { force: true });
 
     await this.startPostgres(pgDir);
-    const database = `host=${socketDir} port=${pgPort} user=postgres dbname=postgres`;
+    const database = databaseConninfo(this.settings);
     await Promise.all(
       ['api1', 'api2'].map((name) => {
         const socketPath = path.join(socketDir, `${name}.sock`);
@@ -277,6 +279,7 @@ class Stack {
       url: `http://localhost:${this.settings.httpPort}`,
       socketDir: this.settings.socketDir,
       home: this.settings.home,
+      database: databaseConninfo(this.settings),
       components: this.components.filter((c) => c.child.exitCode === null && c.child.signalCode === null).map((c) => ({ name: c.name, pid: c.child.pid! })),
     };
     fs.mkdirSync(path.dirname(this.stateFile), { recursive: true });
@@ -295,6 +298,10 @@ async function stopChild(component: Component): Promise<void> {
     child.kill('SIGKILL');
     await exited;
   }
+}
+
+export function databaseConninfo(settings: Pick<StackSettings, 'socketDir' | 'pgPort'>): string {
+  return `host=${settings.socketDir} port=${settings.pgPort} user=postgres dbname=postgres`;
 }
 
 function postgresIds(): { uid: number; gid: number } {
