@@ -35,6 +35,8 @@ export interface Config {
   maxQueue: number;
   /** How long SIGTERM waits for in-flight requests before closing what is left. */
   drainMs: number;
+  /** How long start-up keeps retrying a database that is not ready yet. */
+  startupTimeoutMs: number;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -55,6 +57,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     poolSize: int('POOL_SIZE', 3, 1),
     maxQueue: int('MAX_QUEUE', 2000, 0),
     drainMs: int('DRAIN_MS', 5000, 0),
+    startupTimeoutMs: int('STARTUP_TIMEOUT_MS', 30000, 0),
   };
 }
 
@@ -152,9 +155,9 @@ export class Pool {
     private readonly log: (message: string) => void = () => {},
   ) {}
 
-  /** Opens every connection and prepares its statements; rejects if any fails. */
+  /** Opens the missing connections and prepares their statements; rejects if any fails. */
   async start(): Promise<void> {
-    const opened = await Promise.allSettled(Array.from({ length: this.size }, () => this.openOne()));
+    const opened = await Promise.allSettled(Array.from({ length: this.size - this.live }, () => this.openOne()));
     const failure = opened.find((result) => result.status === 'rejected');
     if (failure) throw (failure as PromiseRejectedResult).reason;
   }
@@ -795,12 +798,31 @@ async function warmUp(pool: Pool): Promise<void> {
     // The first call of a plpgsql function plans its statements per session; run it once in a
     // transaction that is rolled back so the real first request does not pay for it.
     await promisify((cb) => client.query('BEGIN', cb));
-    await promisify((cb) => client.execute('transaction', ['1', '1', 'c', 'warm-up'], (err) => cb(err)));
-    await promisify((cb) => client.query('ROLLBACK', cb));
+    try {
+      await promisify((cb) => client.execute('transaction', ['1', '1', 'c', 'warm-up'], (err) => cb(err)));
+    } finally {
+      await promisify((cb) => client.query('ROLLBACK', cb));
+    }
   });
   // Let V8 optimise the parser before the first real request.
   const sample = Buffer.from('{"valor": 1000, "tipo": "d", "descricao": "aquecendo"}');
   for (let i = 0; i < 5000; i++) parseTransaction(sample);
+}
+
+/** Under docker compose the API may start while PostgreSQL is still loading procedures.sql. */
+async function connectAndWarm(pool: Pool, config: Config, log: (message: string) => void): Promise<void> {
+  const deadline = Date.now() + config.startupTimeoutMs;
+  for (;;) {
+    try {
+      await pool.start();
+      await warmUp(pool);
+      return;
+    } catch (err) {
+      if (Date.now() >= deadline) throw err;
+      log(`database not ready (${(err as Error).message.trim().split('\n')[0]}); retrying`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
 }
 
 export async function main(config: Config = readConfig()): Promise<void> {
@@ -808,8 +830,7 @@ export async function main(config: Config = readConfig()): Promise<void> {
   const log = (message: string): void => console.error(`[${name}] ${message}`);
 
   const pool = new Pool(config.database, config.poolSize, config.maxQueue, log);
-  await pool.start();
-  await warmUp(pool);
+  await connectAndWarm(pool, config, log);
 
   const server = http.createServer(createHandler(pool, log));
   // Keep-alive from nginx should outlive nginx's own idle timeout, so the proxy, not us,

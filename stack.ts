@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { parseDocument } from 'yaml';
 
 export const REPO = path.resolve(__dirname, '..');
 const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -37,9 +38,13 @@ export interface StackSettings {
   pgDir: string;
   /** Passed to each API instance (see server.ts). */
   poolSize: string;
+  /** The compose file whose deploy.resources.limits the native stack applies. */
+  composeFile: string;
+  /** False with --no-limits or CREBITOS_NO_LIMITS=1: run without cgroup limits, for comparison. */
+  limits: boolean;
 }
 
-export function readSettings(env: NodeJS.ProcessEnv = process.env): StackSettings {
+export function readSettings(env: NodeJS.ProcessEnv = process.env, argv: string[] = []): StackSettings {
   const home = path.resolve(env.CREBITOS_HOME || path.join(REPO, '.stack'));
   const port = (name: string, fallback: number): number => {
     const value = Number(env[name] || fallback);
@@ -54,6 +59,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): StackSetting
     socketDir: path.resolve(env.SOCKET_DIR || defaultSocketDir(home, pgPort)),
     pgDir: isRoot() && !reachableByOthers(path.join(home, 'pg')) ? path.join(os.tmpdir(), `crebitos-pg-${pgPort}`) : path.join(home, 'pg'),
     poolSize: env.POOL_SIZE || '',
+    composeFile: path.resolve(env.CREBITOS_COMPOSE || path.join(REPO, 'docker-compose.yml')),
+    limits: !argv.includes('--no-limits') && env.CREBITOS_NO_LIMITS !== '1',
   };
 }
 
@@ -127,6 +134,225 @@ export function ensurePrerequisites(log: (line: string) => void): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The envelope: docker-compose.yml's limits, applied with cgroup v1
+// ---------------------------------------------------------------------------------------------
+
+/** Native components, named after their docker-compose services. */
+export const COMPONENTS = ['db', 'api1', 'api2', 'nginx'] as const;
+export type ComponentName = (typeof COMPONENTS)[number];
+
+export interface Limit {
+  cpus: number;
+  memoryBytes: number;
+}
+export type Envelope = Record<ComponentName, Limit>;
+
+/** The contest's budget for the sum over all services. */
+export const BUDGET = { cpus: 1.5, memoryMB: 550 };
+
+const MiB = 1024 * 1024;
+
+/** Docker's memory notation ("100MB", "100m", "1g", bytes): binary units, as Docker reads them. */
+export function parseMemory(value: unknown): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([bkmg]?)b?\s*$/i.exec(String(value));
+  if (!match) throw new Error(`cannot read memory limit ${JSON.stringify(value)}`);
+  const unit = { '': 1, b: 1, k: 1024, m: MiB, g: 1024 * MiB }[match[2].toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
+  return Math.round(Number(match[1]) * unit);
+}
+
+/** Every service's deploy.resources.limits, with YAML merge keys resolved as compose does. */
+export function readComposeLimits(file: string): Record<string, Limit> {
+  const doc = parseDocument(fs.readFileSync(file, 'utf8'), { merge: true });
+  if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors[0].message}`);
+  const services = (doc.toJS() as { services?: Record<string, { deploy?: { resources?: { limits?: { cpus?: unknown; memory?: unknown } } } }> }).services;
+  if (!services) throw new Error(`${file} has no services`);
+  const limits: Record<string, Limit> = {};
+  for (const [name, service] of Object.entries(services)) {
+    const declared = service?.deploy?.resources?.limits;
+    if (declared?.cpus === undefined || declared.memory === undefined) throw new Error(`${file}: service ${name} declares no deploy.resources.limits cpus and memory`);
+    const cpus = Number(declared.cpus);
+    if (!(cpus > 0)) throw new Error(`${file}: service ${name} has an invalid cpus limit ${JSON.stringify(declared.cpus)}`);
+    limits[name] = { cpus, memoryBytes: parseMemory(declared.memory) };
+  }
+  return limits;
+}
+
+export function readEnvelope(file: string): Envelope {
+  const limits = readComposeLimits(file);
+  const envelope = {} as Envelope;
+  for (const name of COMPONENTS) {
+    if (!limits[name]) throw new Error(`${file} has no service named ${name}; the native stack runs ${COMPONENTS.join(', ')}`);
+    envelope[name] = limits[name];
+  }
+  return envelope;
+}
+
+export function describeEnvelope(envelope: Envelope): string {
+  const parts = COMPONENTS.map((name) => `${name} ${envelope[name].cpus} CPU / ${envelope[name].memoryBytes / MiB} MB`);
+  const cpus = COMPONENTS.reduce((sum, name) => sum + envelope[name].cpus, 0);
+  const memory = COMPONENTS.reduce((sum, name) => sum + envelope[name].memoryBytes, 0) / MiB;
+  return `${parts.join(', ')}; total ${Number(cpus.toFixed(3))} CPU / ${Number(memory.toFixed(1))} MB`;
+}
+
+export interface CgroupPaths {
+  cpu: string;
+  cpuacct: string;
+  memory: string;
+}
+
+export interface Usage {
+  name: string;
+  cpuSeconds: number;
+  peakMemoryBytes: number;
+  oomKills: number;
+  cpuLimit?: number;
+  memoryLimitBytes?: number;
+}
+
+/** Where each v1 controller is mounted and this process's own group in it. */
+function cgroupBases(): CgroupPaths | string {
+  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((line) => line.split(' '));
+  const own = new Map<string, string>();
+  for (const line of fs.readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n')) {
+    const [, controllers, group] = line.split(':');
+    for (const controller of controllers.split(',')) own.set(controller, group);
+  }
+  const base = (controller: string): string | undefined => {
+    const mount = mounts.find((m) => m[2] === 'cgroup' && m[3].split(',').includes(controller));
+    return mount && own.has(controller) ? path.join(mount[1], own.get(controller)!) : undefined;
+  };
+  const cpu = base('cpu'), cpuacct = base('cpuacct'), memory = base('memory');
+  if (!cpu || !cpuacct || !memory) return 'no cgroup v1 cpu, cpuacct and memory hierarchies (cgroup v2 is not supported yet)';
+  for (const dir of [cpu, cpuacct, memory]) {
+    try {
+      fs.accessSync(dir, fs.constants.W_OK);
+    } catch {
+      return `${dir} is not writable (run as root)`;
+    }
+  }
+  return { cpu, cpuacct, memory };
+}
+
+/** One group per component under crebitos-<port>/, limited as the compose file says. */
+export class Cgroups {
+  private constructor(
+    private readonly roots: CgroupPaths,
+    readonly groups: Record<string, CgroupPaths>,
+  ) {}
+
+  /** Returns undefined, after a warning, where cgroups cannot be used. */
+  static create(tag: string, envelope: Envelope, warn: (line: string) => void): Cgroups | undefined {
+    const bases = cgroupBases();
+    if (typeof bases === 'string') {
+      warn(`WARNING: cannot apply the envelope: ${bases}. Running WITHOUT limits.`);
+      return undefined;
+    }
+    const roots = { cpu: path.join(bases.cpu, tag), cpuacct: path.join(bases.cpuacct, tag), memory: path.join(bases.memory, tag) };
+    const groups: Record<string, CgroupPaths> = {};
+    for (const name of COMPONENTS) groups[name] = { cpu: path.join(roots.cpu, name), cpuacct: path.join(roots.cpuacct, name), memory: path.join(roots.memory, name) };
+    const cgroups = new Cgroups(roots, groups);
+    try {
+      cgroups.remove(true); // groups left by a run that was killed
+      for (const name of COMPONENTS) {
+        const group = groups[name];
+        for (const dir of Object.values(group)) fs.mkdirSync(dir, { recursive: true });
+        fs.writeFileSync(path.join(group.cpu, 'cpu.cfs_period_us'), '100000');
+        fs.writeFileSync(path.join(group.cpu, 'cpu.cfs_quota_us'), String(Math.round(envelope[name].cpus * 100000)));
+        fs.writeFileSync(path.join(group.memory, 'memory.limit_in_bytes'), String(envelope[name].memoryBytes));
+        // No swap beyond the limit, as on the contest host (which had none).
+        const memsw = path.join(group.memory, 'memory.memsw.limit_in_bytes');
+        if (fs.existsSync(memsw)) fs.writeFileSync(memsw, String(envelope[name].memoryBytes));
+      }
+    } catch (err) {
+      warn(`WARNING: cannot apply the envelope: ${(err as Error).message}. Running WITHOUT limits.`);
+      cgroups.remove(false);
+      return undefined;
+    }
+    return cgroups;
+  }
+
+  /** Files a process writes its own pid to, before exec, to join the component's groups. */
+  procsFiles(name: string): string[] {
+    return Object.values(this.groups[name]).map((dir) => path.join(dir, 'cgroup.procs'));
+  }
+
+  usage(name: string, envelope?: Envelope): Usage {
+    return readGroupUsage(name, this.groups[name], envelope?.[name as ComponentName]);
+  }
+
+  /** Removes the groups; with `killStragglers`, kills what is still inside first. */
+  remove(killStragglers: boolean): void {
+    for (const root of Object.values(this.roots)) {
+      if (!fs.existsSync(root)) continue;
+      for (const name of fs.readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory())) {
+        const dir = path.join(root, name.name);
+        if (killStragglers) {
+          for (const pid of fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+            try {
+              process.kill(Number(pid), 'SIGKILL');
+            } catch {
+              // already gone
+            }
+          }
+        }
+        rmdirWhenEmpty(dir);
+      }
+      rmdirWhenEmpty(root);
+    }
+  }
+}
+
+/** A cgroup can be removed only once its last process has been reaped, which takes a moment. */
+function rmdirWhenEmpty(dir: string): void {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    try {
+      fs.rmdirSync(dir);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+}
+
+function readNumber(file: string): number {
+  return Number(fs.readFileSync(file, 'utf8').trim());
+}
+
+function readGroupUsage(name: string, group: CgroupPaths, limit?: Limit): Usage {
+  const oom = /oom_kill (\d+)/.exec(fs.readFileSync(path.join(group.memory, 'memory.oom_control'), 'utf8'));
+  return {
+    name,
+    cpuSeconds: readNumber(path.join(group.cpuacct, 'cpuacct.usage')) / 1e9,
+    peakMemoryBytes: readNumber(path.join(group.memory, 'memory.max_usage_in_bytes')),
+    oomKills: oom ? Number(oom[1]) : 0,
+    cpuLimit: limit?.cpus,
+    memoryLimitBytes: limit?.memoryBytes,
+  };
+}
+
+/** Live usage of a running stack's components (for load tests), or undefined without limits. */
+export function readUsage(state: StackState): Usage[] | undefined {
+  if (!state.cgroups) return undefined;
+  try {
+    return COMPONENTS.map((name) => readGroupUsage(name, state.cgroups![name], state.envelope?.[name]));
+  } catch {
+    return undefined;
+  }
+}
+
+export function formatUsage(usage: Usage[]): string {
+  const rows = usage.map((u) => {
+    const memory = `${(u.peakMemoryBytes / MiB).toFixed(1)} MB`;
+    const limit = u.memoryLimitBytes ? ` of ${u.memoryLimitBytes / MiB} MB` : '';
+    const cpu = u.cpuLimit ? ` (limit ${u.cpuLimit} CPU)` : '';
+    const oom = u.oomKills > 0 ? `  OOM kills: ${u.oomKills}` : '';
+    return `  ${u.name.padEnd(6)} peak memory ${memory}${limit}, CPU ${u.cpuSeconds.toFixed(2)} s${cpu}${oom}`;
+  });
+  return rows.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
 // Components
 // ---------------------------------------------------------------------------------------------
 
@@ -147,6 +373,10 @@ export interface StackState {
   home: string;
   /** libpq connection string of the stack's database (for audits and psql). */
   database: string;
+  pgPort: number;
+  /** The limits read from the compose file, and the cgroups applying them (null: unconstrained). */
+  envelope: Envelope | null;
+  cgroups: Record<string, CgroupPaths> | null;
   components: { name: string; pid: number }[];
 }
 
@@ -155,6 +385,10 @@ class Stack {
   private stopping = false;
   private readonly logDir: string;
   private readonly stateFile: string;
+  private envelope: Envelope | undefined;
+  private cgroups: Cgroups | undefined;
+  private readonly oomSeen = new Map<string, number>();
+  private oomWatch: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly settings: StackSettings,
@@ -168,6 +402,7 @@ class Stack {
     const { socketDir, pgDir, httpPort } = this.settings;
     ensurePrerequisites(this.log);
     fs.mkdirSync(this.logDir, { recursive: true });
+    this.applyEnvelope();
     // A fresh start every time: the contest's initial data, nothing left from a previous run.
     fs.rmSync(pgDir, { recursive: true, force: true });
     fs.mkdirSync(pgDir, { recursive: true });
@@ -193,6 +428,42 @@ class Stack {
     this.log(`ready: GET http://localhost:${httpPort}/clientes/1/extrato answers 200 (logs in ${this.logDir})`);
   }
 
+  private applyEnvelope(): void {
+    const { composeFile, limits, httpPort } = this.settings;
+    this.envelope = readEnvelope(composeFile);
+    const file = path.relative(process.cwd(), composeFile) || composeFile;
+    if (!limits) {
+      this.log(`running WITHOUT limits (--no-limits); ${file} would give: ${describeEnvelope(this.envelope)}`);
+      return;
+    }
+    this.cgroups = Cgroups.create(`crebitos-${httpPort}`, this.envelope, this.log);
+    if (!this.cgroups) return;
+    this.log(`envelope from ${file}: ${describeEnvelope(this.envelope)}`);
+    this.oomWatch = setInterval(() => this.checkOom(), 1000);
+    this.oomWatch.unref();
+  }
+
+  /** Reports, by name, a component whose group hit its memory limit and lost a process to the OOM killer. */
+  private checkOom(): boolean {
+    if (!this.cgroups || !this.envelope) return false;
+    let found = false;
+    for (const name of COMPONENTS) {
+      let kills: number;
+      try {
+        kills = this.cgroups.usage(name).oomKills;
+      } catch {
+        continue;
+      }
+      const seen = this.oomSeen.get(name) ?? 0;
+      if (kills > seen) {
+        this.oomSeen.set(name, kills);
+        this.log(`${name} exceeded its memory limit (${this.envelope[name].memoryBytes / MiB} MB): the kernel OOM killer killed ${kills - seen} of its processes`);
+        found = true;
+      }
+    }
+    return found;
+  }
+
   private async startPostgres(pgDir: string): Promise<void> {
     const { socketDir, pgPort } = this.settings;
     const data = path.join(pgDir, 'data');
@@ -202,16 +473,16 @@ class Stack {
     // The repository's settings, included rather than copied.
     fs.appendFileSync(path.join(data, 'postgresql.conf'), `\ninclude '${path.join(REPO, 'postgresql.conf')}'\n`);
     this.spawn(
-      'postgres',
+      'db',
       path.join(PG_BIN, 'postgres'),
       // Unix socket only: nothing here needs TCP, and ports stay free for other stacks.
       ['-D', data, '-k', socketDir, '-p', String(pgPort), '-c', "listen_addresses=", '-c', 'unix_socket_permissions=0777'],
       asPostgres,
       'SIGINT',
     );
-    await this.waitFor('postgres', () => Promise.resolve(this.run(path.join(PG_BIN, 'pg_isready'), ['-q', '-h', socketDir, '-p', String(pgPort)], {}, true)), 30_000);
+    await this.waitFor('db', () => Promise.resolve(this.run(path.join(PG_BIN, 'pg_isready'), ['-q', '-h', socketDir, '-p', String(pgPort)], {}, true)), 30_000);
     this.run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres', '-f', path.join(REPO, 'procedures.sql')], {});
-    this.log(`postgres: cluster initialised, procedures.sql loaded (socket ${socketDir}, port ${pgPort})`);
+    this.log(`db: cluster initialised, procedures.sql loaded (socket ${socketDir}, port ${pgPort})`);
   }
 
   private async startNginx(): Promise<void> {
@@ -234,12 +505,24 @@ class Stack {
 
   private spawn(name: string, cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number }, stopSignal: NodeJS.Signals): void {
     const logFile = fs.openSync(path.join(this.logDir, `${name}.log`), 'a');
-    const child = spawn(cmd, args, { ...options, cwd: os.tmpdir(), stdio: ['ignore', logFile, logFile] });
+    let child: ChildProcess;
+    if (this.cgroups) {
+      // The process joins its groups before exec, so everything it forks is limited too.
+      // Writing cgroup.procs needs root, so privileges are dropped afterwards with setpriv.
+      const { uid, gid, ...rest } = options;
+      const target = uid === undefined ? [cmd, ...args] : ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', cmd, ...args];
+      const join = 'for f in $CREBITOS_CGROUP_PROCS; do echo $$ > "$f" || exit 97; done; exec "$@"';
+      const env = { ...(rest.env ?? process.env), CREBITOS_CGROUP_PROCS: this.cgroups.procsFiles(name).join(' ') };
+      child = spawn('/bin/sh', ['-c', join, name, ...target], { ...rest, env, cwd: os.tmpdir(), stdio: ['ignore', logFile, logFile] });
+    } else {
+      child = spawn(cmd, args, { ...options, cwd: os.tmpdir(), stdio: ['ignore', logFile, logFile] });
+    }
     fs.closeSync(logFile);
     const component: Component = { name, child, stopSignal, expectedExit: false };
     this.components.push(component);
     child.on('exit', (code, signal) => {
       if (component.expectedExit || this.stopping) return;
+      this.checkOom();
       this.log(`${name} exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`}); last log lines:\n${tail(path.join(this.logDir, `${name}.log`))}`);
       this.writeState(true);
     });
@@ -250,8 +533,9 @@ class Stack {
     const component = this.components.find((c) => c.name === name);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (component && component.child.exitCode !== null) {
-        throw new Error(`${name} exited during start-up; last log lines:\n${tail(path.join(this.logDir, `${name}.log`))}`);
+      if (component && (component.child.exitCode !== null || component.child.signalCode !== null)) {
+        const oom = this.checkOom() ? ' after exceeding its memory limit' : '';
+        throw new Error(`${name} exited during start-up${oom}; last log lines:\n${tail(path.join(this.logDir, `${name}.log`))}`);
       }
       if (await check().catch(() => false)) return;
       await sleep(50);
@@ -263,9 +547,16 @@ class Stack {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    for (const name of ['nginx', 'api2', 'api1', 'postgres']) {
+    if (this.oomWatch) clearInterval(this.oomWatch);
+    for (const name of ['nginx', 'api2', 'api1', 'db']) {
       const component = this.components.find((c) => c.name === name);
       if (component) await stopChild(component);
+    }
+    if (this.cgroups) {
+      const usage = COMPONENTS.map((name) => this.cgroups!.usage(name, this.envelope));
+      fs.writeFileSync(usageFilePath(this.settings.home), JSON.stringify(usage, null, 2));
+      this.log(`resources used since start:\n${formatUsage(usage)}`);
+      this.cgroups.remove(true);
     }
     fs.rmSync(this.stateFile, { force: true });
     this.log('stopped');
@@ -280,6 +571,9 @@ class Stack {
       socketDir: this.settings.socketDir,
       home: this.settings.home,
       database: databaseConninfo(this.settings),
+      pgPort: this.settings.pgPort,
+      envelope: this.cgroups ? this.envelope! : null,
+      cgroups: this.cgroups ? this.cgroups.groups : null,
       components: this.components.filter((c) => c.child.exitCode === null && c.child.signalCode === null).map((c) => ({ name: c.name, pid: c.child.pid! })),
     };
     fs.mkdirSync(path.dirname(this.stateFile), { recursive: true });
@@ -354,6 +648,10 @@ export function stateFilePath(home: string): string {
   return path.join(home, 'stack.json');
 }
 
+export function usageFilePath(home: string): string {
+  return path.join(home, 'usage.json');
+}
+
 export function readState(home: string): StackState | undefined {
   try {
     return JSON.parse(fs.readFileSync(stateFilePath(home), 'utf8')) as StackState;
@@ -378,6 +676,7 @@ function alive(pid: number): boolean {
 const say = (line: string): void => console.log(`[stack] ${line}`);
 
 async function commandStart(settings: StackSettings): Promise<void> {
+  fs.rmSync(usageFilePath(settings.home), { force: true });
   const previous = readState(settings.home);
   if (previous && alive(previous.supervisorPid) && previous.supervisorPid !== process.pid) {
     throw new Error(`a stack is already running from ${settings.home} (pid ${previous.supervisorPid}); run npm run down first`);
@@ -408,14 +707,14 @@ function killLeftovers(state: StackState): void {
   for (const { name, pid } of state.components) {
     if (!alive(pid)) continue;
     const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    if (!/postgres|nginx|server\.js/.test(cmdline)) continue;
+    if (!/postgres|nginx|server\.js|setpriv/.test(cmdline)) continue;
     say(`killing ${name} (pid ${pid}) left by a previous run`);
     process.kill(pid, 'SIGKILL');
   }
   fs.rmSync(stateFilePath(state.home), { force: true });
 }
 
-async function commandUp(settings: StackSettings): Promise<void> {
+async function commandUp(settings: StackSettings, args: string[]): Promise<void> {
   const previous = readState(settings.home);
   if (previous && alive(previous.supervisorPid)) {
     throw new Error(`a stack is already running from ${settings.home} (pid ${previous.supervisorPid}); run npm run down first`);
@@ -424,7 +723,7 @@ async function commandUp(settings: StackSettings): Promise<void> {
   const logPath = path.join(settings.home, 'logs', 'stack.log');
   fs.writeFileSync(logPath, '');
   const out = fs.openSync(logPath, 'a');
-  const supervisor = spawn(process.execPath, [__filename, 'start'], { detached: true, stdio: ['ignore', out, out], env: process.env });
+  const supervisor = spawn(process.execPath, [__filename, 'start', ...args], { detached: true, stdio: ['ignore', out, out], env: process.env });
   fs.closeSync(out);
   supervisor.unref();
   // Follow the supervisor's log so progress (and any apt install) is visible.
@@ -463,6 +762,12 @@ async function commandDown(settings: StackSettings): Promise<void> {
   if (left.length > 0) killLeftovers(state);
   fs.rmSync(stateFilePath(settings.home), { force: true });
   say(left.length > 0 ? `stopped (killed leftovers: ${left.map((c) => c.name).join(', ')})` : 'stopped');
+  try {
+    const usage = JSON.parse(fs.readFileSync(usageFilePath(settings.home), 'utf8')) as Usage[];
+    say(`resources used since start:\n${formatUsage(usage)}`);
+  } catch {
+    // ran without limits: nothing was measured
+  }
 }
 
 function commandStatus(settings: StackSettings): void {
@@ -478,7 +783,8 @@ function commandStatus(settings: StackSettings): void {
 
 if (require.main === module) {
   const command = process.argv[2] ?? 'start';
-  const commands: Record<string, (s: StackSettings) => Promise<void> | void> = {
+  const args = process.argv.slice(3);
+  const commands: Record<string, (s: StackSettings, args: string[]) => Promise<void> | void> = {
     start: commandStart,
     up: commandUp,
     down: commandDown,
@@ -490,7 +796,7 @@ if (require.main === module) {
     process.exit(2);
   }
   Promise.resolve()
-    .then(() => run(readSettings()))
+    .then(() => run(readSettings(process.env, args), args))
     .catch((err: Error) => {
       console.error(`[stack] ${err.message}`);
       process.exit(1);
