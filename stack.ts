@@ -187,6 +187,17 @@ export function readEnvelope(file: string): Envelope {
   return envelope;
 }
 
+/** Problems with a compose file's limits against the contest budget; empty when it fits. */
+export function budgetProblems(limits: Record<string, Limit>): string[] {
+  const services = Object.values(limits);
+  const cpus = Number(services.reduce((sum, l) => sum + l.cpus, 0).toFixed(3));
+  const memoryMB = Number((services.reduce((sum, l) => sum + l.memoryBytes, 0) / MiB).toFixed(1));
+  const problems: string[] = [];
+  if (cpus > BUDGET.cpus) problems.push(`cpus add up to ${cpus}, over the ${BUDGET.cpus} budget by ${Number((cpus - BUDGET.cpus).toFixed(3))}`);
+  if (memoryMB > BUDGET.memoryMB) problems.push(`memory adds up to ${memoryMB} MB, over the ${BUDGET.memoryMB} MB budget by ${Number((memoryMB - BUDGET.memoryMB).toFixed(1))} MB`);
+  return problems;
+}
+
 export function describeEnvelope(envelope: Envelope): string {
   const parts = COMPONENTS.map((name) => `${name} ${envelope[name].cpus} CPU / ${envelope[name].memoryBytes / MiB} MB`);
   const cpus = COMPONENTS.reduce((sum, name) => sum + envelope[name].cpus, 0);
@@ -207,6 +218,11 @@ export interface Usage {
   oomKills: number;
   cpuLimit?: number;
   memoryLimitBytes?: number;
+  /**
+   * Peak RSS of the component's main process (VmHWM), for the single-process APIs. It counts
+   * shared pages (the node binary, libraries) that the cgroup charges to whoever touched them first.
+   */
+  peakRssBytes?: number;
 }
 
 /** Where each v1 controller is mounted and this process's own group in it. */
@@ -331,11 +347,26 @@ function readGroupUsage(name: string, group: CgroupPaths, limit?: Limit): Usage 
   };
 }
 
+/** VmHWM of a live process, in bytes; undefined once it has exited. */
+export function peakRss(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const match = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Live usage of a running stack's components (for load tests), or undefined without limits. */
 export function readUsage(state: StackState): Usage[] | undefined {
   if (!state.cgroups) return undefined;
   try {
-    return COMPONENTS.map((name) => readGroupUsage(name, state.cgroups![name], state.envelope?.[name]));
+    return COMPONENTS.map((name) => {
+      const usage = readGroupUsage(name, state.cgroups![name], state.envelope?.[name]);
+      if (name.startsWith('api')) usage.peakRssBytes = peakRss(state.components.find((c) => c.name === name)?.pid);
+      return usage;
+    });
   } catch {
     return undefined;
   }
@@ -347,7 +378,8 @@ export function formatUsage(usage: Usage[]): string {
     const limit = u.memoryLimitBytes ? ` of ${u.memoryLimitBytes / MiB} MB` : '';
     const cpu = u.cpuLimit ? ` (limit ${u.cpuLimit} CPU)` : '';
     const oom = u.oomKills > 0 ? `  OOM kills: ${u.oomKills}` : '';
-    return `  ${u.name.padEnd(6)} peak memory ${memory}${limit}, CPU ${u.cpuSeconds.toFixed(2)} s${cpu}${oom}`;
+    const rss = u.peakRssBytes ? `, peak RSS ${(u.peakRssBytes / MiB).toFixed(1)} MB` : '';
+    return `  ${u.name.padEnd(6)} peak memory ${memory}${limit}${rss}, CPU ${u.cpuSeconds.toFixed(2)} s${cpu}${oom}`;
   });
   return rows.join('\n');
 }
@@ -431,7 +463,9 @@ class Stack {
   private applyEnvelope(): void {
     const { composeFile, limits, httpPort } = this.settings;
     this.envelope = readEnvelope(composeFile);
-    const file = path.relative(process.cwd(), composeFile) || composeFile;
+    const relative = path.relative(process.cwd(), composeFile);
+    const file = relative && !relative.startsWith('..') ? relative : composeFile;
+    for (const problem of budgetProblems(readComposeLimits(composeFile))) this.log(`WARNING: ${file}: ${problem}`);
     if (!limits) {
       this.log(`running WITHOUT limits (--no-limits); ${file} would give: ${describeEnvelope(this.envelope)}`);
       return;
@@ -548,12 +582,13 @@ class Stack {
     if (this.stopping) return;
     this.stopping = true;
     if (this.oomWatch) clearInterval(this.oomWatch);
+    const rss = new Map(this.components.map((c) => [c.name, peakRss(c.child.pid)]));
     for (const name of ['nginx', 'api2', 'api1', 'db']) {
       const component = this.components.find((c) => c.name === name);
       if (component) await stopChild(component);
     }
     if (this.cgroups) {
-      const usage = COMPONENTS.map((name) => this.cgroups!.usage(name, this.envelope));
+      const usage = COMPONENTS.map((name) => ({ ...this.cgroups!.usage(name, this.envelope), peakRssBytes: name.startsWith('api') ? rss.get(name) : undefined }));
       fs.writeFileSync(usageFilePath(this.settings.home), JSON.stringify(usage, null, 2));
       this.log(`resources used since start:\n${formatUsage(usage)}`);
       this.cgroups.remove(true);
