@@ -756,31 +756,44 @@ export function createHandler(pool: Pool, log: (message: string) => void = conso
   };
 }
 
-/** Collects the body up to MAX_BODY_BYTES; larger ones get 413 and the connection is closed. */
+/** Collects the body up to MAX_BODY_BYTES; a larger one gets 413 (see tooLarge). */
 function readBody(req: http.IncomingMessage, res: http.ServerResponse, done: (body: Buffer) => void): void {
   const declared = Number(req.headers['content-length']);
-  if (declared > MAX_BODY_BYTES) return tooLarge(req, res);
+  if (declared > MAX_BODY_BYTES) return tooLarge(req, res, 0);
   let first: Buffer | undefined;
   let chunks: Buffer[] | undefined;
   let size = 0;
-  req.on('data', (chunk: Buffer) => {
+  const onData = (chunk: Buffer): void => {
     size += chunk.length;
     if (size > MAX_BODY_BYTES) {
-      req.removeAllListeners('data');
-      req.removeAllListeners('end');
-      return tooLarge(req, res);
+      req.removeListener('data', onData);
+      req.removeListener('end', onEnd);
+      return tooLarge(req, res, size);
     }
     if (!first) first = chunk;
     else (chunks ??= [first]).push(chunk);
-  });
-  req.on('end', () => done(chunks ? Buffer.concat(chunks, size) : (first ?? EMPTY)));
+  };
+  const onEnd = (): void => done(chunks ? Buffer.concat(chunks, size) : (first ?? EMPTY));
+  req.on('data', onData);
+  req.on('end', onEnd);
   req.on('error', () => res.destroy());
 }
 
-function tooLarge(req: http.IncomingMessage, res: http.ServerResponse): void {
-  // Answer, then drop the connection instead of reading an unbounded body.
-  sendError(res, 413, `body larger than ${MAX_BODY_BYTES} bytes`, { Connection: 'close' });
-  res.on('finish', () => req.destroy());
+/** Bytes of an oversized body read and thrown away before giving up on the connection. */
+const MAX_DISCARD_BYTES = 1024 * 1024;
+
+/**
+ * Answers 413 at once but keeps reading (and discarding) the rest of the body. Closing the
+ * connection instead would break nginx's write of a body it is still streaming: it would log a
+ * broken pipe, answer 502 and mark this instance as failed. Only an endless body is cut off.
+ */
+function tooLarge(req: http.IncomingMessage, res: http.ServerResponse, alreadyRead: number): void {
+  let discarded = alreadyRead;
+  req.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > MAX_DISCARD_BYTES) req.destroy();
+  });
+  sendError(res, 413, `body larger than ${MAX_BODY_BYTES} bytes`);
 }
 
 // ---------------------------------------------------------------------------------------------
