@@ -9,6 +9,7 @@
 
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
 // ---------------------------------------------------------------------------------------------
@@ -33,6 +34,8 @@ export interface Config {
   poolSize: number;
   /** Requests allowed to wait for a connection before new ones get 503. */
   maxQueue: number;
+  /** A database call unanswered for this long means a dead connection: 503, and reconnect. */
+  queryTimeoutMs: number;
   /** How long SIGTERM waits for in-flight requests before closing what is left. */
   drainMs: number;
   /** How long start-up keeps retrying a database that is not ready yet. */
@@ -56,6 +59,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     database: env.DATABASE_URL || 'host=/var/run/postgresql user=postgres dbname=postgres',
     poolSize: int('POOL_SIZE', 3, 1),
     maxQueue: int('MAX_QUEUE', 2000, 0),
+    queryTimeoutMs: int('QUERY_TIMEOUT_MS', 2000, 100),
     drainMs: int('DRAIN_MS', 5000, 0),
     startupTimeoutMs: int('STARTUP_TIMEOUT_MS', 30000, 0),
   };
@@ -73,6 +77,7 @@ interface NativeClient {
   query(text: string, cb: (err?: Error) => void): void;
   end(cb?: () => void): void;
   on(event: 'error', listener: (err: Error) => void): void;
+  on(event: 'notification', listener: () => void): void;
 }
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const NativeClient = require('pg-native') as new (options: { arrayMode: boolean }) => NativeClient;
@@ -98,46 +103,93 @@ interface Job {
 
 class Connection {
   client: NativeClient;
-  /** The job whose result this connection is waiting for. */
+  /** The job whose result this connection is waiting for, and when it was sent. */
   job: Job | undefined;
+  jobStarted = 0;
+  /** Set while connecting, preparing and warming up: a failure then fails the open, not a job. */
+  opening: ((err?: Error) => void) | undefined;
   dead = false;
 
   constructor(private readonly pool: Pool) {
     this.client = new NativeClient({ arrayMode: true });
     // pg-native reports a broken socket only as an 'error' event; the pending callback is
-    // never called, so the job is failed here and the connection replaced.
+    // never called, so whatever was waiting is failed here and the connection replaced.
     this.client.on('error', (err) => this.pool.lost(this, err));
   }
 
+  /**
+   * Connects, prepares every statement, and runs each once so the first real request finds
+   * its plans cached. pg-native allows one query at a time, hence the chain of steps.
+   */
   open(conninfo: string, done: (err?: Error) => void): void {
-    // One query at a time per connection: pg-native keeps a single pending callback.
-    const names = Object.keys(STATEMENTS) as StatementName[];
-    const prepareNext = (err?: Error): void => {
-      const name = names.shift();
-      if (err || !name) return done(err);
-      this.client.prepare(name, STATEMENTS[name].text, STATEMENTS[name].params, prepareNext);
+    this.opening = done;
+    const steps: ((next: (err?: Error) => void) => void)[] = [
+      (next) => this.client.connect(conninfo, next),
+      (next) => {
+        // Listening for notifications keeps pg-native reading the socket while the connection
+        // is idle, so a backend that was terminated or crashed is noticed at once, not by the
+        // next request (which would otherwise wait for the watchdog).
+        this.client.on('notification', () => {});
+        next();
+      },
+      ...(Object.keys(STATEMENTS) as StatementName[]).map(
+        (name) => (next: (err?: Error) => void) => this.client.prepare(name, STATEMENTS[name].text, STATEMENTS[name].params, next),
+      ),
+      (next) => this.client.execute('statement', ['1'], (err) => next(err)),
+      // plpgsql plans its statements on a session's first call. Call it inside a transaction
+      // that is rolled back, so nothing changes (the ledger's identity skips one value).
+      (next) => this.client.query('BEGIN', next),
+      (next) => this.client.execute('transaction', ['1', '1', 'c', 'warm-up'], (err) => this.client.query('ROLLBACK', (rollbackErr) => next(err ?? rollbackErr))),
+    ];
+    const step = (err?: Error): void => {
+      if (this.opening !== done) return; // already failed by an 'error' event
+      const next = steps.shift();
+      if (err || !next) {
+        this.opening = undefined;
+        return done(err && toError(err));
+      }
+      next(step);
     };
-    this.client.connect(conninfo, prepareNext);
+    step();
   }
 
   run(job: Job): void {
     this.job = job;
+    this.jobStarted = Date.now();
     this.client.execute(job.name, job.params, (err, rows) => {
       if (this.job !== job) return; // already failed by an 'error' event
-      // pg-native reports some failures as plain strings.
-      const error = err === undefined || err instanceof Error ? err : new Error(String(err));
+      const error = err && toError(err);
       if (error && isConnectionError(error)) return this.pool.lost(this, error);
       this.job = undefined;
-      job.done(error, rows);
-      this.pool.release(this);
+      try {
+        job.done(error, rows);
+      } finally {
+        this.pool.release(this);
+      }
     });
   }
 }
 
+/** pg-native reports some failures as plain strings. */
+function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
 /** libpq's wording when the server went away (shutdown, crash, network) rather than a query failing. */
 function isConnectionError(err: Error): boolean {
-  return /terminating connection|server closed the connection|no connection to the server|connection to server|could not send data|could not receive data/i.test(
+  return /terminating connection|server closed the connection|no connection to the server|connection to server|could not send data|could not receive data|Unable to set non-blocking/i.test(
     err.message,
+  );
+}
+
+/**
+ * Errors worth retrying at start-up: the server is not there yet, is starting or recovering,
+ * or has not loaded procedures.sql yet. A malformed conninfo or a wrong user is not retried.
+ */
+export function isTransientStartupError(err: Error): boolean {
+  return (
+    isConnectionError(err) ||
+    /could not connect|No such file or directory|Connection refused|starting up|shutting down|recovery mode|does not exist/i.test(err.message)
   );
 }
 
@@ -148,14 +200,31 @@ export class Pool {
   private closed = false;
   private reconnectDelay = 50;
 
+  private readonly busyConnections = new Set<Connection>();
+  private readonly watchdog: NodeJS.Timeout;
+
   constructor(
     private readonly conninfo: string,
     private readonly size: number,
     private readonly maxQueue: number,
     private readonly log: (message: string) => void = () => {},
-  ) {}
+    private readonly queryTimeoutMs = 2000,
+  ) {
+    // pg-native does not always report a connection that died: when the server goes away while
+    // a query is being sent, neither the callback nor an 'error' event ever comes. One timer for the whole pool, rather than
+    // one per request, turns that into a fast 503 and a reconnect instead of a hung request.
+    this.watchdog = setInterval(() => this.expireStuck(), Math.min(500, queryTimeoutMs));
+    this.watchdog.unref();
+  }
 
-  /** Opens the missing connections and prepares their statements; rejects if any fails. */
+  private expireStuck(): void {
+    const now = Date.now();
+    for (const conn of this.busyConnections) {
+      if (conn.job && now - conn.jobStarted > this.queryTimeoutMs) this.lost(conn, new Error(`no answer from the database after ${now - conn.jobStarted} ms`));
+    }
+  }
+
+  /** Opens the missing connections (prepared and warm); rejects if any fails. */
   async start(): Promise<void> {
     const opened = await Promise.allSettled(Array.from({ length: this.size - this.live }, () => this.openOne()));
     const failure = opened.find((result) => result.status === 'rejected');
@@ -182,28 +251,36 @@ export class Pool {
   execute(name: StatementName, params: string[], done: Done): void {
     const job: Job = { name, params, done };
     const conn = this.idle.pop();
-    if (conn) return conn.run(job);
+    if (conn) return this.dispatch(conn, job);
     if (this.live === 0 || this.closed) return done(new Unavailable('database unavailable'), []);
     if (this.queue.length >= this.maxQueue) return done(new Unavailable('too many requests queued'), []);
     this.queue.push(job);
   }
 
-  /** Runs a statement on every connection in turn (warm-up: plans, caches, JIT). */
-  async onEachConnection(fn: (client: NativeClient) => Promise<void>): Promise<void> {
-    for (const conn of this.idle.slice()) await fn(conn.client);
+  private dispatch(conn: Connection, job: Job): void {
+    this.busyConnections.add(conn);
+    conn.run(job);
   }
 
   release(conn: Connection): void {
+    this.busyConnections.delete(conn);
     if (conn.dead) return;
     const next = this.queue.shift();
-    if (next) return conn.run(next);
+    if (next) return this.dispatch(conn, next);
     this.idle.push(conn);
   }
 
   lost(conn: Connection, err: Error): void {
     if (conn.dead) return;
+    if (conn.opening) {
+      // Never counted as live: just fail the open (openOne ends the client).
+      const failOpen = conn.opening;
+      conn.opening = undefined;
+      return failOpen(err);
+    }
     conn.dead = true;
     this.live--;
+    this.busyConnections.delete(conn);
     const idleAt = this.idle.indexOf(conn);
     if (idleAt >= 0) this.idle.splice(idleAt, 1);
     const job = conn.job;
@@ -231,8 +308,14 @@ export class Pool {
     }, delay).unref();
   }
 
+  /** Connections busy with a request right now. */
+  get busy(): number {
+    return this.live - this.idle.length;
+  }
+
   end(): void {
     this.closed = true;
+    clearInterval(this.watchdog);
     for (const job of this.queue.splice(0)) job.done(new Unavailable('shutting down'), []);
     for (const conn of this.idle.splice(0)) {
       conn.dead = true;
@@ -286,7 +369,8 @@ const enum Kind {
   Other, // true, false, null, object, array
 }
 
-let src: Buffer = Buffer.alloc(0);
+const EMPTY = Buffer.alloc(0);
+let src: Buffer = EMPTY;
 let pos = 0;
 let lastStringPlain = true;
 let lastInteger = 0; // set by readNumber: the integer literal when it is in 1..MAX_INT4, else 0
@@ -625,8 +709,6 @@ export function parseTransaction(body: Buffer): Transaction | Rejection {
   if (problem) return { status: 422, error: problem };
   return { valor: valorValue, tipo: tipoValue, descricao: descricaoValue };
 }
-const EMPTY = Buffer.alloc(0);
-
 // ---------------------------------------------------------------------------------------------
 // Routes
 // ---------------------------------------------------------------------------------------------
@@ -671,13 +753,18 @@ export function errorBody(message: string): string {
   return `{"error":${JSON.stringify(message)}}`;
 }
 
+/**
+ * Set at SIGTERM. Every response then carries `Connection: close`, so nginx stops reusing this
+ * instance's keep-alive connections after their current request instead of losing a request
+ * sent on a connection we are about to close.
+ */
+let draining = false;
+
 function send(res: http.ServerResponse, status: number, body: string, extra?: Record<string, string>): void {
   if (res.headersSent || res.destroyed) return;
-  res.writeHead(status, {
-    'Content-Type': 'application/json',
-    'Content-Length': Buffer.byteLength(body),
-    ...extra,
-  });
+  const headers: http.OutgoingHttpHeaders = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...extra };
+  if (draining) headers.Connection = 'close';
+  res.writeHead(status, headers);
   res.end(body);
 }
 
@@ -704,57 +791,6 @@ const TRANSACTION_ERROR: Record<string, string> = {
   overflow: 'credit would overflow the balance',
   no_account: 'client not found',
 };
-
-export function createHandler(pool: Pool, log: (message: string) => void = console.error) {
-  function transaction(res: http.ServerResponse, id: number, body: Buffer): void {
-    const parsed = parseTransaction(body);
-    if (isRejection(parsed)) return sendError(res, parsed.status, parsed.error);
-    pool.execute('transaction', [String(id), String(parsed.valor), parsed.tipo, parsed.descricao], (err, rows) => {
-      if (err) return sendDatabaseError(res, err, log);
-      const [status, responseBody] = rows[0] as [string, string | null];
-      const code = TRANSACTION_STATUS[status];
-      if (code === 200 && responseBody) return send(res, 200, responseBody);
-      if (code) return sendError(res, code, TRANSACTION_ERROR[status]);
-      sendDatabaseError(res, new Error(`unexpected transaction status ${status}`), log);
-    });
-  }
-
-  function statement(res: http.ServerResponse, id: number): void {
-    pool.execute('statement', [String(id)], (err, rows) => {
-      if (err) return sendDatabaseError(res, err, log);
-      const body = rows[0]?.[0] as string | null;
-      if (body) send(res, 200, body);
-      else sendError(res, 404, 'client not found');
-    });
-  }
-
-  // A bug must cost one request a 500, never the process.
-  const guarded = (res: http.ServerResponse, fn: () => void): void => {
-    try {
-      fn();
-    } catch (err) {
-      log(`request failed: ${(err as Error).stack ?? err}`);
-      sendError(res, 500, 'internal error');
-    }
-  };
-
-  return function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    guarded(res, () => {
-      const matched = route(req.method ?? '', req.url ?? '');
-      switch (matched.name) {
-        case 'statement':
-          // A GET body, if any, is drained and ignored by node:http.
-          return statement(res, matched.id);
-        case 'transaction':
-          return readBody(req, res, (body) => guarded(res, () => transaction(res, matched.id, body)));
-        case 'method_not_allowed':
-          return sendError(res, 405, 'method not allowed', { Allow: matched.allow });
-        default:
-          return sendError(res, 404, 'not found');
-      }
-    });
-  };
-}
 
 /** Collects the body up to MAX_BODY_BYTES; a larger one gets 413 (see tooLarge). */
 function readBody(req: http.IncomingMessage, res: http.ServerResponse, done: (body: Buffer) => void): void {
@@ -796,54 +832,108 @@ function tooLarge(req: http.IncomingMessage, res: http.ServerResponse, alreadyRe
   sendError(res, 413, `body larger than ${MAX_BODY_BYTES} bytes`);
 }
 
+export function createHandler(pool: Pool, log: (message: string) => void = console.error) {
+  // A bug must cost one request a 500, never the process: every entry point runs guarded,
+  // including the database callbacks, which run outside the request's call stack.
+  const guarded = (res: http.ServerResponse, fn: () => void): void => {
+    try {
+      fn();
+    } catch (err) {
+      log(`request failed: ${(err as Error).stack ?? err}`);
+      sendError(res, 500, 'internal error');
+    }
+  };
+
+  function transaction(res: http.ServerResponse, id: number, body: Buffer): void {
+    const parsed = parseTransaction(body);
+    if (isRejection(parsed)) return sendError(res, parsed.status, parsed.error);
+    pool.execute('transaction', [String(id), String(parsed.valor), parsed.tipo, parsed.descricao], (err, rows) =>
+      guarded(res, () => {
+        if (err) return sendDatabaseError(res, err, log);
+        const [status, responseBody] = rows[0] as [string, string | null];
+        const code = TRANSACTION_STATUS[status];
+        if (code === 200 && responseBody) return send(res, 200, responseBody);
+        if (code) return sendError(res, code, TRANSACTION_ERROR[status]);
+        sendDatabaseError(res, new Error(`unexpected transaction status ${status}`), log);
+      }),
+    );
+  }
+
+  function statement(res: http.ServerResponse, id: number): void {
+    pool.execute('statement', [String(id)], (err, rows) =>
+      guarded(res, () => {
+        if (err) return sendDatabaseError(res, err, log);
+        const body = rows[0]?.[0] as string | null;
+        if (body) send(res, 200, body);
+        else sendError(res, 404, 'client not found');
+      }),
+    );
+  }
+
+  return function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    guarded(res, () => {
+      const matched = route(req.method ?? '', req.url ?? '');
+      switch (matched.name) {
+        case 'statement':
+          // A GET body, if any, is drained and ignored by node:http.
+          return statement(res, matched.id);
+        case 'transaction':
+          return readBody(req, res, (body) => guarded(res, () => transaction(res, matched.id, body)));
+        case 'method_not_allowed':
+          return sendError(res, 405, 'method not allowed', { Allow: matched.allow });
+        default:
+          return sendError(res, 404, 'not found');
+      }
+    });
+  };
+}
+
+/** Node's own answer to unparseable HTTP (bad Content-Length, bad request line), in JSON like ours. */
+function onClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  const body = errorBody('malformed HTTP request');
+  socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Start-up and shutdown
 // ---------------------------------------------------------------------------------------------
 
-function promisify(run: (cb: (err?: Error) => void) => void): Promise<void> {
-  return new Promise((resolve, reject) => run((err) => (err ? reject(err) : resolve())));
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Under docker compose the API may start while PostgreSQL is still starting or loading
+ * procedures.sql: retry what can get better, fail at once on what cannot (a bad conninfo).
+ */
+async function connect(pool: Pool, config: Config, log: (message: string) => void): Promise<void> {
+  const deadline = Date.now() + config.startupTimeoutMs;
+  for (;;) {
+    try {
+      return await pool.start();
+    } catch (err) {
+      if (!isTransientStartupError(err as Error) || Date.now() >= deadline) throw err;
+      log(`database not ready (${(err as Error).message.trim().split('\n')[0]}); retrying`);
+      await sleep(500);
+    }
+  }
 }
 
-/** Plans every statement on every connection before traffic arrives, without changing data. */
-async function warmUp(pool: Pool): Promise<void> {
-  await pool.onEachConnection(async (client) => {
-    await promisify((cb) => client.execute('statement', ['1'], (err) => cb(err)));
-    // The first call of a plpgsql function plans its statements per session; run it once in a
-    // transaction that is rolled back so the real first request does not pay for it.
-    await promisify((cb) => client.query('BEGIN', cb));
-    try {
-      await promisify((cb) => client.execute('transaction', ['1', '1', 'c', 'warm-up'], (err) => cb(err)));
-    } finally {
-      await promisify((cb) => client.query('ROLLBACK', cb));
-    }
-  });
-  // Let V8 optimise the parser before the first real request.
+/** Lets V8 optimise the parser before the first real request. */
+function warmParser(): void {
   const sample = Buffer.from('{"valor": 1000, "tipo": "d", "descricao": "aquecendo"}');
   for (let i = 0; i < 5000; i++) parseTransaction(sample);
 }
 
-/** Under docker compose the API may start while PostgreSQL is still loading procedures.sql. */
-async function connectAndWarm(pool: Pool, config: Config, log: (message: string) => void): Promise<void> {
-  const deadline = Date.now() + config.startupTimeoutMs;
-  for (;;) {
-    try {
-      await pool.start();
-      await warmUp(pool);
-      return;
-    } catch (err) {
-      if (Date.now() >= deadline) throw err;
-      log(`database not ready (${(err as Error).message.trim().split('\n')[0]}); retrying`);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
-}
+/** How long, after SIGTERM, idle keep-alive connections stay open to answer with Connection: close. */
+const DRAIN_GRACE_MS = 1000;
 
 export async function main(config: Config = readConfig()): Promise<void> {
   const name = process.env.INSTANCE_NAME || `api:${process.pid}`;
   const log = (message: string): void => console.error(`[${name}] ${message}`);
 
-  const pool = new Pool(config.database, config.poolSize, config.maxQueue, log);
-  await connectAndWarm(pool, config, log);
+  const pool = new Pool(config.database, config.poolSize, config.maxQueue, log, config.queryTimeoutMs);
+  await connect(pool, config, log);
+  warmParser();
 
   const server = http.createServer(createHandler(pool, log));
   // Keep-alive from nginx should outlive nginx's own idle timeout, so the proxy, not us,
@@ -851,6 +941,7 @@ export async function main(config: Config = readConfig()): Promise<void> {
   server.keepAliveTimeout = 75_000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
+  server.on('clientError', onClientError);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -868,27 +959,30 @@ export async function main(config: Config = readConfig()): Promise<void> {
   const address = config.socketPath || `${config.host}:${(server.address() as AddressInfo).port}`;
   log(`listening on ${address} (pool ${config.poolSize})`);
 
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
+  // Drain: stop accepting (nginx's new connections fail and go to the other instance), answer
+  // what arrives on open connections with Connection: close, then close the idle ones and wait
+  // for the busy ones, up to DRAIN_MS.
+  const stop = async (signal: string): Promise<void> => {
+    if (draining) return;
+    draining = true;
     log(`${signal}: draining`);
-    // Stops accepting and closes idle keep-alive connections; busy ones close after their response.
-    const finish = (): void => {
-      pool.end();
-      if (config.socketPath) fs.rmSync(config.socketPath, { force: true });
-      log('stopped');
-      process.exit(0);
-    };
-    server.close(finish);
-    setTimeout(() => {
+    if (config.socketPath) fs.rmSync(config.socketPath, { force: true });
+    // net.Server's close, not http.Server's: the latter would also drop idle keep-alive
+    // connections at once, racing with a request nginx may be sending on one of them.
+    const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
+    const deadline = sleep(config.drainMs).then(() => false);
+    await Promise.race([closed, sleep(Math.min(DRAIN_GRACE_MS, config.drainMs))]);
+    server.closeIdleConnections();
+    if (!(await Promise.race([closed.then(() => true), deadline]))) {
       log(`drain took longer than ${config.drainMs} ms; closing remaining connections`);
       server.closeAllConnections();
-      finish();
-    }, config.drainMs).unref();
+    }
+    pool.end();
+    log('stopped');
+    process.exit(0);
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 if (require.main === module) {
