@@ -789,6 +789,7 @@ describe('readConfig', () => {
       database: 'host=/var/run/postgresql user=postgres dbname=postgres',
       poolSize: 3,
       maxQueue: 2000,
+      queryTimeoutMs: 2000,
       drainMs: 5000,
       startupTimeoutMs: 30000,
     });
@@ -796,7 +797,7 @@ describe('readConfig', () => {
 
   test('empty values mean the default', () => {
     assert.deepEqual(
-      readConfig({ PORT: '', HOST: '', DATABASE_URL: '', POOL_SIZE: '', MAX_QUEUE: '', DRAIN_MS: '', STARTUP_TIMEOUT_MS: '' }),
+      readConfig({ PORT: '', HOST: '', DATABASE_URL: '', POOL_SIZE: '', MAX_QUEUE: '', QUERY_TIMEOUT_MS: '', DRAIN_MS: '', STARTUP_TIMEOUT_MS: '' }),
       readConfig({}),
     );
   });
@@ -810,6 +811,7 @@ describe('readConfig', () => {
         DATABASE_URL: 'host=/tmp port=5433 user=app dbname=rinha',
         POOL_SIZE: '12',
         MAX_QUEUE: '0',
+        QUERY_TIMEOUT_MS: '750',
         DRAIN_MS: '250',
         STARTUP_TIMEOUT_MS: '1500',
       }),
@@ -820,6 +822,7 @@ describe('readConfig', () => {
         database: 'host=/tmp port=5433 user=app dbname=rinha',
         poolSize: 12,
         maxQueue: 0,
+        queryTimeoutMs: 750,
         drainMs: 250,
         startupTimeoutMs: 1500,
       },
@@ -827,8 +830,9 @@ describe('readConfig', () => {
   });
 
   test('accepts each minimum', () => {
-    const config = readConfig({ PORT: '0', POOL_SIZE: '1', MAX_QUEUE: '0', DRAIN_MS: '0', STARTUP_TIMEOUT_MS: '0' });
+    const config = readConfig({ PORT: '0', POOL_SIZE: '1', MAX_QUEUE: '0', QUERY_TIMEOUT_MS: '100', DRAIN_MS: '0', STARTUP_TIMEOUT_MS: '0' });
     assert.equal(config.port, 0);
+    assert.equal(config.queryTimeoutMs, 100);
     assert.equal(config.poolSize, 1);
     assert.equal(config.maxQueue, 0);
     assert.equal(config.drainMs, 0);
@@ -856,6 +860,8 @@ describe('readConfig', () => {
       ['DRAIN_MS', '-1'],
       ['DRAIN_MS', '1s'],
       ['DRAIN_MS', '0.5'],
+      ['QUERY_TIMEOUT_MS', '99'],
+      ['QUERY_TIMEOUT_MS', '2s'],
       ['STARTUP_TIMEOUT_MS', '-5'],
       ['STARTUP_TIMEOUT_MS', '30s'],
     ];
