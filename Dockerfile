@@ -9,10 +9,9 @@ RUN apt-get update \
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
+# Only server.ts is in the context (.dockerignore), so the project's own tsconfig builds just it.
 COPY tsconfig.json server.ts ./
-RUN npx tsc server.ts --outDir dist --target ES2022 --module commonjs --moduleResolution node \
-      --strict --esModuleInterop --skipLibCheck --types node \
- && npm prune --omit=dev
+RUN npx tsc -p . && npm prune --omit=dev
 
 # --- runtime: Node, the libpq shared library, the server and its production dependencies
 FROM node:20-bookworm-slim

@@ -99,8 +99,10 @@ BEGIN
     RETURN;
   END IF;
 
-  INSERT INTO ledger (account_id, amount, kind, description)
-  VALUES (p_account, p_amount, p_kind, p_description);
+  -- clock_timestamp(), taken under the row lock, keeps realizada_em in ledger order for each
+  -- account; now() would be the transaction's start, before any wait for the lock.
+  INSERT INTO ledger (account_id, amount, kind, description, created_at)
+  VALUES (p_account, p_amount, p_kind, p_description, clock_timestamp());
 
   status := 'ok';
   body := '{"limite":' || acct_limit || ',"saldo":' || new_balance || '}';
@@ -109,30 +111,35 @@ $$;
 
 -- The statement (extrato) as the exact response body, or NULL for an unknown account.
 -- One statement, one snapshot: the balance and the last entries always agree.
+-- plpgsql rather than a SQL function: plpgsql keeps the query's plan for the session, while a
+-- SQL function that cannot be inlined is planned again on every call.
 CREATE FUNCTION account_statement(p_account integer) RETURNS text
-LANGUAGE sql STABLE AS $$
-  SELECT json_build_object(
-           'saldo', json_build_object(
-             'total',        a.balance,
-             'data_extrato', utc_iso(now()),
-             'limite',       a.credit_limit),
-           'ultimas_transacoes', COALESCE(recent.entries, '[]'::json)
-         )::text
-    FROM accounts a
-    LEFT JOIN LATERAL (
-      SELECT json_agg(json_build_object(
-               'valor',        l.amount,
-               'tipo',         l.kind,
-               'descricao',    l.description,
-               'realizada_em', utc_iso(l.created_at))
-             ORDER BY l.id DESC) AS entries
-        FROM (SELECT amount, kind, description, created_at, id
-                FROM ledger
-               WHERE account_id = a.id
-               ORDER BY id DESC
-               LIMIT 10) l
-    ) recent ON true
-   WHERE a.id = p_account
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN (
+    SELECT json_build_object(
+             'saldo', json_build_object(
+               'total',        a.balance,
+               'data_extrato', utc_iso(now()),
+               'limite',       a.credit_limit),
+             'ultimas_transacoes', COALESCE(recent.entries, '[]'::json)
+           )::text
+      FROM accounts a
+      LEFT JOIN LATERAL (
+        SELECT json_agg(json_build_object(
+                 'valor',        l.amount,
+                 'tipo',         l.kind,
+                 'descricao',    l.description,
+                 'realizada_em', utc_iso(l.created_at))
+               ORDER BY l.id DESC) AS entries
+          FROM (SELECT amount, kind, description, created_at, id
+                  FROM ledger
+                 WHERE account_id = a.id
+                 ORDER BY id DESC
+                 LIMIT 10) l
+      ) recent ON true
+     WHERE a.id = p_account);
+END
 $$;
 
 -- Audit: recomputes every balance from the ledger. Replaying each account's entries in ledger

@@ -12,6 +12,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseDocument } from 'yaml';
@@ -65,13 +66,14 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env, argv: string[
 }
 
 /**
- * Unix socket paths are limited to 107 bytes and PostgreSQL's must be reachable by the
- * `postgres` user, so a deep or private checkout (e.g. under /root) gets a short one in /tmp.
+ * Unix socket paths are limited to 107 bytes, PostgreSQL's must be reachable by the `postgres`
+ * user, and the directory is written into a libpq conninfo and nginx.conf; so a deep, private
+ * (e.g. under /root) or oddly named checkout gets a short, plain one in /tmp.
  */
 function defaultSocketDir(home: string, pgPort: number): string {
   const inHome = path.join(home, 'run');
   const longest = path.join(inHome, `.s.PGSQL.${pgPort}.lock`);
-  if (longest.length <= 100 && (!isRoot() || reachableByOthers(home))) return inHome;
+  if (longest.length <= 100 && /^[\w./-]+$/.test(inHome) && (!isRoot() || reachableByOthers(home))) return inHome;
   return path.join(os.tmpdir(), `crebitos-${pgPort}`);
 }
 
@@ -249,7 +251,14 @@ function cgroupBases(): CgroupPaths | string {
   return { cpu, cpuacct, memory };
 }
 
-/** One group per component under crebitos-<port>/, limited as the compose file says. */
+/** Names this stack's groups: two checkouts using the same port never share (or kill) them. */
+function cgroupTag(home: string, httpPort: number): string {
+  let hash = 0;
+  for (const ch of home) hash = (Math.imul(hash, 31) + ch.charCodeAt(0)) >>> 0;
+  return `crebitos-${httpPort}-${hash.toString(36)}`;
+}
+
+/** One group per component under crebitos-<port>-<home hash>/, limited as the compose file says. */
 export class Cgroups {
   private constructor(
     private readonly roots: CgroupPaths,
@@ -433,6 +442,8 @@ class Stack {
   async start(): Promise<void> {
     const { socketDir, pgDir, httpPort } = this.settings;
     ensurePrerequisites(this.log);
+    // Otherwise a stray nginx from another run could answer the readiness probe for us.
+    await assertPortFree(httpPort);
     fs.mkdirSync(this.logDir, { recursive: true });
     this.applyEnvelope();
     // A fresh start every time: the contest's initial data, nothing left from a previous run.
@@ -444,20 +455,29 @@ class Stack {
     for (const stale of ['api1.sock', 'api2.sock']) fs.rmSync(path.join(socketDir, stale), { force: true });
 
     await this.startPostgres(pgDir);
+    this.bailIfStopping();
     const database = databaseConninfo(this.settings);
+    // The APIs need no privilege: as root, they run as nobody, as the image runs them as node.
+    const asNobody = isRoot() && reachableByOthers(SERVER_JS) ? { uid: 65534, gid: 65534 } : {};
     await Promise.all(
       ['api1', 'api2'].map((name) => {
         const socketPath = path.join(socketDir, `${name}.sock`);
         const env: NodeJS.ProcessEnv = { ...process.env, INSTANCE_NAME: name, SOCKET_PATH: socketPath, DATABASE_URL: database };
         if (this.settings.poolSize) env.POOL_SIZE = this.settings.poolSize;
-        this.spawn(name, process.execPath, [SERVER_JS], { env }, 'SIGTERM');
+        this.spawn(name, process.execPath, [SERVER_JS], { env, ...asNobody }, 'SIGTERM');
         return this.waitFor(name, () => httpStatus({ socketPath, path: '/clientes/1/extrato' }).then((s) => s === 200), 30_000);
       }),
     );
+    this.bailIfStopping();
     await this.startNginx();
     await this.waitFor('nginx', () => httpStatus({ port: httpPort, path: '/clientes/1/extrato' }).then((s) => s === 200), 15_000);
     this.writeState(true);
     this.log(`ready: GET http://localhost:${httpPort}/clientes/1/extrato answers 200 (logs in ${this.logDir})`);
+  }
+
+  /** A signal during start-up must not be followed by more components starting. */
+  private bailIfStopping(): void {
+    if (this.stopping) throw new Error('stopped during start-up');
   }
 
   private applyEnvelope(): void {
@@ -470,7 +490,7 @@ class Stack {
       this.log(`running WITHOUT limits (--no-limits); ${file} would give: ${describeEnvelope(this.envelope)}`);
       return;
     }
-    this.cgroups = Cgroups.create(`crebitos-${httpPort}`, this.envelope, this.log);
+    this.cgroups = Cgroups.create(cgroupTag(this.settings.home, httpPort), this.envelope, this.log);
     if (!this.cgroups) return;
     this.log(`envelope from ${file}: ${describeEnvelope(this.envelope)}`);
     this.oomWatch = setInterval(() => this.checkOom(), 1000);
@@ -524,7 +544,7 @@ class Stack {
     fs.mkdirSync(prefix, { recursive: true });
     const conf = path.join(prefix, 'nginx.conf');
     fs.writeFileSync(conf, nativeNginxConf(fs.readFileSync(path.join(REPO, 'nginx.conf'), 'utf8'), this.settings, prefix));
-    const args = ['-p', prefix, '-c', conf, '-e', path.join(this.logDir, 'nginx-error.log'), '-g', `daemon off; pid ${path.join(prefix, 'nginx.pid')};`];
+    const args = ['-p', prefix, '-c', conf, '-e', path.join(this.logDir, 'nginx-error.log'), '-g', `daemon off; pid ${nginxQuote(path.join(prefix, 'nginx.pid'))};`];
     this.run(nginxBinary(), ['-t', '-q', ...args], {});
     this.spawn('nginx', nginxBinary(), args, {}, 'SIGQUIT');
   }
@@ -547,9 +567,11 @@ class Stack {
       const target = uid === undefined ? [cmd, ...args] : ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', cmd, ...args];
       const join = 'for f in $CREBITOS_CGROUP_PROCS; do echo $$ > "$f" || exit 97; done; exec "$@"';
       const env = { ...(rest.env ?? process.env), CREBITOS_CGROUP_PROCS: this.cgroups.procsFiles(name).join(' ') };
-      child = spawn('/bin/sh', ['-c', join, name, ...target], { ...rest, env, cwd: os.tmpdir(), stdio: ['ignore', logFile, logFile] });
+      child = spawn('/bin/sh', ['-c', join, name, ...target], { ...rest, env, cwd: os.tmpdir(), stdio: ['ignore', logFile, logFile], detached: true });
     } else {
-      child = spawn(cmd, args, { ...options, cwd: os.tmpdir(), stdio: ['ignore', logFile, logFile] });
+      // Own process group (detached): a Ctrl-C in the terminal reaches only the supervisor, which
+      // stops the components in order; and a leftover group can be killed whole.
+      child = spawn(cmd, args, { ...options, cwd: os.tmpdir(), stdio: ['ignore', logFile, logFile], detached: true });
     }
     fs.closeSync(logFile);
     const component: Component = { name, child, stopSignal, expectedExit: false };
@@ -623,19 +645,46 @@ async function stopChild(component: Component): Promise<void> {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill(component.stopSignal);
   const timedOut = await Promise.race([exited.then(() => false), sleep(15_000).then(() => true)]);
-  if (timedOut) {
-    child.kill('SIGKILL');
-    await exited;
+  if (timedOut) killGroup(child.pid!);
+  await exited;
+  // Whatever the component forked and left behind (e.g. nginx workers of a killed master).
+  killGroup(child.pid!);
+}
+
+/** SIGKILL to a component's whole process group (each is spawned detached, as its leader). */
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // the group is already gone
   }
 }
 
+/** Fails when something already listens on the port, naming the likely cause. */
+function assertPortFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(err.code === 'EADDRINUSE' ? `port ${port} is already in use (another stack? try npm run down, or set HTTP_PORT)` : `cannot use port ${port}: ${err.message}`)),
+    );
+    probe.listen(port, '0.0.0.0', () => probe.close(() => resolve()));
+  });
+}
+
 export function databaseConninfo(settings: Pick<StackSettings, 'socketDir' | 'pgPort'>): string {
-  return `host=${settings.socketDir} port=${settings.pgPort} user=postgres dbname=postgres`;
+  // libpq's quoting: single quotes, with backslash escaping quotes and backslashes.
+  const host = settings.socketDir.replace(/[\\']/g, (c) => `\\${c}`);
+  return `host='${host}' port=${settings.pgPort} user=postgres dbname=postgres`;
 }
 
 function postgresIds(): { uid: number; gid: number } {
   const id = (flag: string): number => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
   return { uid: id('-u'), gid: id('-g') };
+}
+
+/** A path as one nginx.conf parameter, whatever characters it holds. */
+function nginxQuote(value: string): string {
+  return `"${value.replace(/["\\$]/g, (c) => `\\${c}`)}"`;
 }
 
 /**
@@ -645,7 +694,7 @@ function postgresIds(): { uid: number; gid: number } {
 export function nativeNginxConf(conf: string, settings: Pick<StackSettings, 'socketDir' | 'httpPort'>, prefix: string): string {
   if (!conf.includes(`unix:${COMPOSE_SOCKET_DIR}/`)) throw new Error(`nginx.conf no longer proxies to sockets in ${COMPOSE_SOCKET_DIR}; update stack.ts`);
   if (!new RegExp(`listen\\s+${CONTEST_PORT}\\b`).test(conf)) throw new Error(`nginx.conf no longer listens on ${CONTEST_PORT}; update stack.ts`);
-  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `    ${kind}_temp_path ${path.join(prefix, `${kind}_temp`)};`).join('\n');
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `    ${kind}_temp_path ${nginxQuote(path.join(prefix, `${kind}_temp`))};`).join('\n');
   return conf
     .split(`unix:${COMPOSE_SOCKET_DIR}/`)
     .join(`unix:${settings.socketDir}/`)
@@ -740,12 +789,26 @@ async function commandStart(settings: StackSettings): Promise<void> {
 /** Kills components a crashed supervisor left behind, checking the pid still is what we started. */
 function killLeftovers(state: StackState): void {
   for (const { name, pid } of state.components) {
-    if (!alive(pid)) continue;
-    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    if (!/postgres|nginx|server\.js|setpriv/.test(cmdline)) continue;
-    say(`killing ${name} (pid ${pid}) left by a previous run`);
-    process.kill(pid, 'SIGKILL');
+    if (alive(pid)) {
+      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!/postgres|nginx|server\.js|setpriv/.test(cmdline)) continue;
+      say(`killing ${name} (pid ${pid}) left by a previous run`);
+    }
+    // Even with its leader gone, the group may hold orphans (nginx workers of a killed master).
+    killGroup(pid);
   }
+  // Anything else still inside the stack's cgroups (e.g. workers that changed group), then the groups.
+  for (const group of Object.values(state.cgroups ?? {})) {
+    for (const dir of Object.values(group)) {
+      try {
+        for (const pid of fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // group or process already gone
+      }
+      rmdirWhenEmpty(dir);
+    }
+  }
+  for (const group of Object.values(state.cgroups ?? {})) for (const dir of Object.values(group)) rmdirWhenEmpty(path.dirname(dir));
   fs.rmSync(stateFilePath(state.home), { force: true });
 }
 
@@ -794,7 +857,7 @@ async function commandDown(settings: StackSettings): Promise<void> {
     while (alive(state.supervisorPid) && Date.now() < deadline) await sleep(100);
   }
   const left = state.components.filter((c) => alive(c.pid));
-  if (left.length > 0) killLeftovers(state);
+  killLeftovers(state);
   fs.rmSync(stateFilePath(settings.home), { force: true });
   say(left.length > 0 ? `stopped (killed leftovers: ${left.map((c) => c.name).join(', ')})` : 'stopped');
   try {
