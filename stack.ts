@@ -43,6 +43,8 @@ export interface StackSettings {
   composeFile: string;
   /** False with --no-limits or CREBITOS_NO_LIMITS=1: run without cgroup limits, for comparison. */
   limits: boolean;
+  /** PostgreSQL settings files, included in order: postgresql.conf, then PG_SETTINGS if given. */
+  pgSettings: string[];
 }
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env, argv: string[] = []): StackSettings {
@@ -62,6 +64,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env, argv: string[
     poolSize: env.POOL_SIZE || '',
     composeFile: path.resolve(env.CREBITOS_COMPOSE || path.join(REPO, 'docker-compose.yml')),
     limits: !argv.includes('--no-limits') && env.CREBITOS_NO_LIMITS !== '1',
+    pgSettings: [path.join(REPO, 'postgresql.conf'), ...(env.PG_SETTINGS ? [path.resolve(env.PG_SETTINGS)] : [])],
   };
 }
 
@@ -400,6 +403,8 @@ export function formatUsage(usage: Usage[]): string {
 interface Component {
   name: string;
   child: ChildProcess;
+  /** Starts the same process again (the restart policy below). */
+  respawn: () => void;
   /** Signal that makes it stop cleanly: postgres' fast shutdown is SIGINT, nginx's graceful one SIGQUIT. */
   stopSignal: NodeJS.Signals;
   expectedExit: boolean;
@@ -426,6 +431,9 @@ class Stack {
   private stopping = false;
   private readonly logDir: string;
   private readonly stateFile: string;
+  private ready = false;
+  /** Unexpected exits per component, for the restart policy's backoff and give-up. */
+  private readonly crashes = new Map<string, number[]>();
   private envelope: Envelope | undefined;
   private cgroups: Cgroups | undefined;
   private readonly oomSeen = new Map<string, number>();
@@ -471,6 +479,7 @@ class Stack {
     this.bailIfStopping();
     await this.startNginx();
     await this.waitFor('nginx', () => httpStatus({ port: httpPort, path: '/clientes/1/extrato' }).then((s) => s === 200), 15_000);
+    this.ready = true;
     this.writeState(true);
     this.log(`ready: GET http://localhost:${httpPort}/clientes/1/extrato answers 200 (logs in ${this.logDir})`);
   }
@@ -525,7 +534,10 @@ class Stack {
     if (asPostgres.uid !== undefined) fs.chownSync(pgDir, asPostgres.uid, asPostgres.gid!);
     this.run(path.join(PG_BIN, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync'], asPostgres);
     // The repository's settings, included rather than copied.
-    fs.appendFileSync(path.join(data, 'postgresql.conf'), `\ninclude '${path.join(REPO, 'postgresql.conf')}'\n`);
+    for (const file of this.settings.pgSettings) {
+      if (!fs.existsSync(file)) throw new Error(`PostgreSQL settings file ${file} does not exist`);
+      fs.appendFileSync(path.join(data, 'postgresql.conf'), `\ninclude '${file.replace(/'/g, "''")}'\n`);
+    }
     this.spawn(
       'db',
       path.join(PG_BIN, 'postgres'),
@@ -536,7 +548,8 @@ class Stack {
     );
     await this.waitFor('db', () => Promise.resolve(this.run(path.join(PG_BIN, 'pg_isready'), ['-q', '-h', socketDir, '-p', String(pgPort)], {}, true)), 30_000);
     this.run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres', '-f', path.join(REPO, 'procedures.sql')], {});
-    this.log(`db: cluster initialised, procedures.sql loaded (socket ${socketDir}, port ${pgPort})`);
+    const settings = this.settings.pgSettings.map((f) => path.relative(REPO, f) || f).join(' + ');
+    this.log(`db: cluster initialised with ${settings}, procedures.sql loaded (socket ${socketDir}, port ${pgPort})`);
   }
 
   private async startNginx(): Promise<void> {
@@ -574,15 +587,42 @@ class Stack {
       child = spawn(cmd, args, { ...options, cwd: os.tmpdir(), stdio: ['ignore', logFile, logFile], detached: true });
     }
     fs.closeSync(logFile);
-    const component: Component = { name, child, stopSignal, expectedExit: false };
+    const respawn = (): void => this.spawn(name, cmd, args, options, stopSignal);
+    const component: Component = { name, child, respawn, stopSignal, expectedExit: false };
     this.components.push(component);
     child.on('exit', (code, signal) => {
       if (component.expectedExit || this.stopping) return;
       this.checkOom();
       this.log(`${name} exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`}); last log lines:\n${tail(path.join(this.logDir, `${name}.log`))}`);
-      this.writeState(true);
+      if (this.ready) this.restartLater(component);
+      this.writeState(this.ready);
     });
-    this.writeState(false);
+    this.writeState(this.ready);
+  }
+
+  /**
+   * After start-up, a component that dies is started again, as docker compose's
+   * `restart: unless-stopped` does: an API rejoins nginx's upstream, PostgreSQL restarts on its
+   * data directory (crash recovery included) and the APIs reconnect. Backoff doubles from 0.5 s;
+   * after 10 crashes within a minute the component is left down.
+   */
+  private restartLater(component: Component): void {
+    const now = Date.now();
+    const recent = (this.crashes.get(component.name) ?? []).filter((t) => now - t < 60_000);
+    recent.push(now);
+    this.crashes.set(component.name, recent);
+    if (recent.length > 10) {
+      this.log(`${component.name} crashed ${recent.length} times within a minute; leaving it down`);
+      return;
+    }
+    const delay = Math.min(500 * 2 ** (recent.length - 1), 8000);
+    this.log(`restarting ${component.name} in ${delay} ms`);
+    setTimeout(() => {
+      if (this.stopping) return;
+      this.components.splice(this.components.indexOf(component), 1);
+      component.respawn();
+      this.log(`${component.name} restarted (pid ${this.components[this.components.length - 1].child.pid})`);
+    }, delay);
   }
 
   private async waitFor(name: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {

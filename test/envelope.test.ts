@@ -68,7 +68,7 @@ describe('docker-compose.yml', () => {
     assert.deepEqual(apis.map(([name]) => name).sort(), ['api1', 'api2']);
     assert.notEqual(services.api1.environment?.SOCKET_PATH, services.api2.environment?.SOCKET_PATH);
     const conf = fs.readFileSync(path.join(REPO, 'nginx.conf'), 'utf8');
-    for (const [, api] of apis) assert.ok(conf.includes(`server unix:${api.environment!.SOCKET_PATH};`), `nginx.conf proxies to ${api.environment!.SOCKET_PATH}`);
+    for (const [, api] of apis) assert.ok(conf.includes(`server unix:${api.environment!.SOCKET_PATH} `), `nginx.conf proxies to ${api.environment!.SOCKET_PATH}`);
   });
 
   test('nginx exposes 9999 and the APIs wait for a healthy database', () => {
