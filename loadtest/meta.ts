@@ -74,6 +74,7 @@ export interface RawUsage {
   cpuLimit?: number;
   memoryLimitBytes?: number;
   oomKills?: number;
+  peakRssBytes?: number;
 }
 
 /**
@@ -106,6 +107,7 @@ export function usageDuring(before: RawUsage[] | undefined, after: RawUsage[] | 
       cpuLimit: u.cpuLimit,
       peakMemoryBytes: u.peakMemoryBytes,
       memoryLimitBytes: u.memoryLimitBytes,
+      peakRssBytes: u.peakRssBytes,
       oomKills: u.oomKills === undefined ? undefined : Math.max(0, u.oomKills - (b?.oomKills ?? 0)),
     };
   });

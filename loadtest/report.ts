@@ -203,7 +203,7 @@ export function renderReport(s: RunSummary): string {
   const usage =
     s.usage && s.usage.length
       ? htmlTable([
-          ['component', 'CPU s during the run', 'average cores', 'CPU limit', 'peak memory', 'memory limit', 'OOM kills'],
+          ['component', 'CPU s during the run', 'average cores', 'CPU limit', 'peak memory (cgroup)', 'memory limit', 'peak RSS (main process)', 'OOM kills'],
           ...s.usage.map((u) => [
             esc(u.name),
             u.cpuSeconds.toFixed(1),
@@ -211,6 +211,7 @@ export function renderReport(s: RunSummary): string {
             u.cpuLimit === undefined ? '-' : String(u.cpuLimit),
             fmtBytes(u.peakMemoryBytes),
             fmtBytes(u.memoryLimitBytes),
+            u.peakRssBytes === undefined ? '-' : fmtBytes(u.peakRssBytes),
             u.oomKills === undefined ? '-' : String(u.oomKills),
           ]),
         ])

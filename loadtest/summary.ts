@@ -13,6 +13,8 @@ export interface UsageRow {
   peakMemoryBytes: number;
   memoryLimitBytes?: number;
   oomKills?: number;
+  /** peak RSS of the component's main process (the APIs), which counts shared pages the cgroup may not */
+  peakRssBytes?: number;
 }
 
 export interface AuditResult {
@@ -184,7 +186,7 @@ export function formatSummary(s: RunSummary): string {
     lines.push(section('Resource usage (stack readUsage)'));
     lines.push(
       ...table([
-        ['component', 'cpu s', 'avg cores', 'cpu limit', 'peak memory', 'memory limit', 'OOM kills'],
+        ['component', 'cpu s', 'avg cores', 'cpu limit', 'peak memory', 'memory limit', 'peak RSS', 'OOM kills'],
         ...s.usage.map((u) => [
           u.name,
           u.cpuSeconds.toFixed(1),
@@ -192,6 +194,7 @@ export function formatSummary(s: RunSummary): string {
           u.cpuLimit === undefined ? '-' : String(u.cpuLimit),
           fmtBytes(u.peakMemoryBytes),
           fmtBytes(u.memoryLimitBytes),
+          u.peakRssBytes === undefined ? '-' : fmtBytes(u.peakRssBytes),
           u.oomKills === undefined ? '-' : String(u.oomKills),
         ]),
       ]).map((l) => `> ${l}`),
