@@ -784,7 +784,8 @@ export function readState(home: string): StackState | undefined {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process exists (signal 0 checks without sending anything). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

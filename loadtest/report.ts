@@ -9,7 +9,7 @@ import { esc, logHistogram, timeChart, type Bar } from './charts';
 import { DEFAULT_REPORTS_DIR } from './meta';
 import { HIGHER_BOUND_MS, LOWER_BOUND_MS } from './simulation';
 import { distributionBucketBoundsMs } from './stats';
-import { fmtBytes, fmtInt, fmtMs, fmtPct, fmtUsd, latencyTable, type RunSummary } from './summary';
+import { fmtBytes, fmtInt, fmtMs, fmtPct, fmtUsd, latencyTable, usageCells, type RunSummary } from './summary';
 
 // ---------------------------------------------------------------------------------------------
 // One run
@@ -204,16 +204,7 @@ export function renderReport(s: RunSummary): string {
     s.usage && s.usage.length
       ? htmlTable([
           ['component', 'CPU s during the run', 'average cores', 'CPU limit', 'peak memory (cgroup)', 'memory limit', 'peak RSS (main process)', 'OOM kills'],
-          ...s.usage.map((u) => [
-            esc(u.name),
-            u.cpuSeconds.toFixed(1),
-            u.cpuCores === undefined ? '-' : u.cpuCores.toFixed(3),
-            u.cpuLimit === undefined ? '-' : String(u.cpuLimit),
-            fmtBytes(u.peakMemoryBytes),
-            fmtBytes(u.memoryLimitBytes),
-            u.peakRssBytes === undefined ? '-' : fmtBytes(u.peakRssBytes),
-            u.oomKills === undefined ? '-' : String(u.oomKills),
-          ]),
+          ...s.usage.map((u) => usageCells(u).map(esc)),
         ])
       : '<p class="muted">Not available (stack.ts readUsage absent or returned nothing, e.g. a stack without limits, or a target that is not the local stack).</p>';
 

@@ -85,6 +85,20 @@ export function fmtUsd(x: number): string {
   return `USD ${x.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
 }
 
+/** One component's row of the resource-usage table, shared by the text summary and the HTML report. */
+export function usageCells(u: UsageRow): string[] {
+  return [
+    u.name,
+    u.cpuSeconds.toFixed(1),
+    u.cpuCores === undefined ? '-' : u.cpuCores.toFixed(3),
+    u.cpuLimit === undefined ? '-' : String(u.cpuLimit),
+    fmtBytes(u.peakMemoryBytes),
+    fmtBytes(u.memoryLimitBytes),
+    u.peakRssBytes === undefined ? '-' : fmtBytes(u.peakRssBytes),
+    u.oomKills === undefined ? '-' : String(u.oomKills),
+  ];
+}
+
 export function fmtBytes(b: number | undefined): string {
   if (b === undefined) return '-';
   if (b >= 1 << 30) return `${(b / (1 << 30)).toFixed(1)} GiB`;
@@ -187,16 +201,7 @@ export function formatSummary(s: RunSummary): string {
     lines.push(
       ...table([
         ['component', 'cpu s', 'avg cores', 'cpu limit', 'peak memory', 'memory limit', 'peak RSS', 'OOM kills'],
-        ...s.usage.map((u) => [
-          u.name,
-          u.cpuSeconds.toFixed(1),
-          u.cpuCores === undefined ? '-' : u.cpuCores.toFixed(3),
-          u.cpuLimit === undefined ? '-' : String(u.cpuLimit),
-          fmtBytes(u.peakMemoryBytes),
-          fmtBytes(u.memoryLimitBytes),
-          u.peakRssBytes === undefined ? '-' : fmtBytes(u.peakRssBytes),
-          u.oomKills === undefined ? '-' : String(u.oomKills),
-        ]),
+        ...s.usage.map(usageCells),
       ]).map((l) => `> ${l}`),
     );
   }

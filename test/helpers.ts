@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { after, before } from 'node:test';
+import { alive } from '../stack';
 
 /** The repository root (this file runs from <repo>/dist/test/). */
 export const REPO = path.resolve(__dirname, '..', '..');
@@ -168,15 +169,6 @@ function nameHash(name: string): number {
   let h = 0;
   for (const ch of name) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
   return h % 9000;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export class TestStack {
@@ -376,6 +368,8 @@ export function useStack(name: string, options: StackOptions = {}): TestStack {
   after(() => stack.stop(), { timeout: 90_000 });
   return stack;
 }
+
+export { alive };
 
 export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { range, sleep, useStack, type HttpResponse } from './helpers';
+import { alive, range, sleep, useStack, type HttpResponse } from './helpers';
 
 // A short watchdog (server.ts QUERY_TIMEOUT_MS) bounds how long a request can wait on a
 // connection that died without pg-native noticing.
@@ -23,6 +23,8 @@ interface Outcome {
   descricao: string;
   status: number;
   ms: number;
+  /** performance.now() when the response (or the error) arrived */
+  end: number;
 }
 
 /** Credits of 1 on client 3 (limit high enough never to refuse), one request at a time per worker. */
@@ -39,40 +41,67 @@ async function postLoop(prefix: string, workers: number, until: () => boolean, a
         } catch {
           // a connection error counts as status 0
         }
-        outcomes.push({ descricao, status: res?.status ?? 0, ms: performance.now() - started });
+        const end = performance.now();
+        outcomes.push({ descricao, status: res?.status ?? 0, ms: end - started, end });
       }
     }),
   );
   return outcomes;
 }
 
-/** Every 200 is in the ledger exactly once, nothing else is, and the audit is clean. */
-function assertBooks(prefix: string, outcomes: Outcome[]): void {
+/**
+ * Runs `postLoop` while `fault` injects a failure and waits for its effects; returns every
+ * request's outcome once the load has stopped.
+ */
+async function underLoad(prefix: string, workers: number, fault: () => Promise<void>): Promise<Outcome[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: workers });
+  let stopAt = Infinity;
+  const load = postLoop(prefix, workers, () => performance.now() > stopAt, agent);
+  try {
+    await sleep(500);
+    await fault();
+  } finally {
+    stopAt = performance.now();
+  }
+  const outcomes = await load;
+  agent.destroy();
+  return outcomes;
+}
+
+/**
+ * Every 200 is in the ledger exactly once, nothing else is, and the audit is clean. With
+ * `lossWindow`, acknowledged entries may be missing only if they were acknowledged within that
+ * window around a database crash (synchronous_commit = off, see postgresql.conf); returns how many.
+ */
+function assertBooks(prefix: string, outcomes: Outcome[], lossWindow?: { at: number; ms: number }): number {
   const rows = stack.psql(`SELECT description, count(*) FROM ledger WHERE description LIKE '${prefix}%' GROUP BY description`);
   const inLedger = new Map(rows.map(([d, n]) => [d, Number(n)]));
-  const acknowledged = outcomes.filter((o) => o.status === 200).map((o) => o.descricao);
-  for (const d of acknowledged) assert.equal(inLedger.get(d), 1, `acknowledged ${d} is in the ledger once`);
+  let lost = 0;
+  for (const o of outcomes.filter((x) => x.status === 200)) {
+    const count = inLedger.get(o.descricao);
+    if (count === undefined && lossWindow && Math.abs(o.end - lossWindow.at) <= lossWindow.ms) {
+      lost++;
+      continue;
+    }
+    assert.equal(count, 1, `acknowledged ${o.descricao} is in the ledger once`);
+  }
   const unacknowledged = outcomes.filter((o) => o.status !== 200 && inLedger.has(o.descricao));
   // A request cut by a fault after its commit would show up here (the client saw an error but
   // the money moved). None may, for the faults these tests inject.
   assert.deepEqual(unacknowledged, [], 'no unacknowledged request was applied');
   assert.deepEqual(stack.audit(), []);
+  return lost;
 }
 
 const countBy = (outcomes: Outcome[]): Record<number, number> =>
   outcomes.reduce<Record<number, number>>((acc, o) => ((acc[o.status] = (acc[o.status] ?? 0) + 1), acc), {});
 
 test('database connections terminated under load: fast 503s at most, then the pools reconnect by themselves', async () => {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  let stopAt = Infinity;
-  const load = postLoop('t', 8, () => performance.now() > stopAt, agent);
-  await sleep(500);
-  const killed = stack.psql(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`);
-  assert.ok(Number(killed[0][0]) >= 2, `terminated ${killed[0][0]} API connections`);
-  await sleep(1500);
-  stopAt = performance.now();
-  const outcomes = await load;
-  agent.destroy();
+  const outcomes = await underLoad('t', 8, async () => {
+    const killed = stack.psql(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`);
+    assert.ok(Number(killed[0][0]) >= 2, `terminated ${killed[0][0]} API connections`);
+    await sleep(1500);
+  });
   const statuses = countBy(outcomes);
   assert.deepEqual(Object.keys(statuses).filter((s) => s !== '200' && s !== '503'), [], `only 200 and 503: ${JSON.stringify(statuses)}`);
   assert.ok(Math.max(...outcomes.map((o) => o.ms)) < QUERY_TIMEOUT_MS + 1500, 'no request hung');
@@ -82,44 +111,39 @@ test('database connections terminated under load: fast 503s at most, then the po
   assertBooks('t', outcomes);
 });
 
-test('a crashed PostgreSQL backend (as after an OOM kill): fast 503s during crash recovery, then service resumes', async () => {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  let stopAt = Infinity;
-  const load = postLoop('k', 8, () => performance.now() > stopAt, agent);
-  await sleep(500);
-  // SIGKILL one API backend: the postmaster ends every backend and runs crash recovery.
-  const [[pid]] = stack.psql(`SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() LIMIT 1`);
-  process.kill(Number(pid), 'SIGKILL');
-  await sleep(3000);
-  stopAt = performance.now();
-  const outcomes = await load;
-  agent.destroy();
+test('a crashed PostgreSQL backend (as after an OOM kill): fast 503s during crash recovery, then service resumes', async (t) => {
+  let killedAt = 0;
+  const outcomes = await underLoad('k', 8, async () => {
+    // SIGKILL one API backend: the postmaster ends every backend and runs crash recovery.
+    const [[pid]] = stack.psql(`SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() LIMIT 1`);
+    killedAt = performance.now();
+    process.kill(Number(pid), 'SIGKILL');
+    await sleep(3000);
+  });
   const statuses = countBy(outcomes);
   assert.ok((statuses[503] ?? 0) > 0, `the crash was noticed: ${JSON.stringify(statuses)}`);
   assert.deepEqual(Object.keys(statuses).filter((s) => s !== '200' && s !== '503'), [], `only 200 and 503: ${JSON.stringify(statuses)}`);
   assert.ok(Math.max(...outcomes.map((o) => o.ms)) < QUERY_TIMEOUT_MS + 1500, 'no request hung');
   const tail = outcomes.slice(-16);
   assert.ok(tail.every((o) => o.status === 200), 'serving 200s again before the load ended');
-  // synchronous_commit = off: a commit acknowledged just before the crash could be lost in
-  // recovery. None may be here: assertBooks checks every acknowledged one.
-  assertBooks('k', outcomes);
+  // synchronous_commit = off (the contest profile): commits acknowledged in the last few
+  // wal_writer_delay periods before the crash can be lost in recovery; it happened in CI. Only
+  // those may be missing: nothing acknowledged well before or after the crash.
+  const lost = assertBooks('k', outcomes, { at: killedAt, ms: 250 });
+  t.diagnostic(`acknowledged transactions lost in crash recovery: ${lost} of ${outcomes.filter((o) => o.status === 200).length}`);
 });
 
 test('SIGTERM drains an API instance behind nginx keep-alive: no request fails, none is cut', async () => {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-  let stopAt = Infinity;
-  const load = postLoop('s', 16, () => performance.now() > stopAt, agent);
-  await sleep(700);
   const api2 = stack.pids.api2;
-  const started = performance.now();
-  process.kill(api2, 'SIGTERM');
-  while (isAlive(api2) && performance.now() - started < 10_000) await sleep(20);
-  const drainMs = performance.now() - started;
-  await sleep(700);
-  stopAt = performance.now();
-  const outcomes = await load;
-  agent.destroy();
-  assert.ok(!isAlive(api2), 'api2 exited');
+  let drainMs = 0;
+  const outcomes = await underLoad('s', 16, async () => {
+    const started = performance.now();
+    process.kill(api2, 'SIGTERM');
+    while (alive(api2) && performance.now() - started < 10_000) await sleep(20);
+    drainMs = performance.now() - started;
+    await sleep(700);
+  });
+  assert.ok(!alive(api2), 'api2 exited');
   assert.ok(drainMs < 5000, `api2 drained in ${drainMs.toFixed(0)} ms, before the DRAIN_MS deadline`);
   const log = fs.readFileSync(path.join(stack.home, 'logs', 'api2.log'), 'utf8');
   assert.match(log, /SIGTERM: draining[\s\S]*stopped/);
@@ -129,29 +153,17 @@ test('SIGTERM drains an API instance behind nginx keep-alive: no request fails, 
   assertBooks('s', outcomes);
 });
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('an API instance killed under load is restarted by the stack and rejoins nginx', async () => {
   // After the SIGTERM test the stack restarted api2 too (as docker's restart policy would).
   await waitForRestart('api2', stack.pids.api2);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  let stopAt = Infinity;
-  const load = postLoop('x', 8, () => performance.now() > stopAt, agent);
-  await sleep(500);
   const old = stack.pids.api1;
-  process.kill(old, 'SIGKILL');
-  const fresh = await waitForRestart('api1', old);
-  await sleep(500);
-  stopAt = performance.now();
-  const outcomes = await load;
-  agent.destroy();
+  let fresh = 0;
+  const outcomes = await underLoad('x', 8, async () => {
+    process.kill(old, 'SIGKILL');
+    fresh = await waitForRestart('api1', old);
+    await sleep(500);
+  });
   const statuses = countBy(outcomes);
   // Only requests already written to api1 when it died may fail: in flight, or sent on a
   // kept-alive connection nginx had not yet seen close. nginx never replays a POST, so they get
@@ -165,7 +177,7 @@ test('an API instance killed under load is restarted by the stack and rejoins ng
   const before = stack.apiWrites();
   await Promise.all(range(20).map(() => stack.request('GET', '/clientes/1/extrato', undefined, { agent: false })));
   const after = stack.apiWrites();
-  assert.ok(after.api1 > before.api1 && after.api2 > before.api2, 'requests reached both instances');
+  assert.ok(after.api1 > before.api1 && after.api2 > before.api2, `requests reached both instances: ${JSON.stringify({ before, after, pids: stack.pids })}`);
   assertBooks('x', outcomes.filter((o) => o.status === 200));
 });
 
@@ -175,7 +187,9 @@ async function waitForRestart(name: string, oldPid: number): Promise<number> {
   while (performance.now() < deadline) {
     const state = JSON.parse(fs.readFileSync(path.join(stack.home, 'stack.json'), 'utf8')) as { components: { name: string; pid: number }[] };
     const pid = state.components.find((c) => c.name === name)?.pid;
-    if (pid && pid !== oldPid && isAlive(pid) && fs.existsSync(stack.apiSocket(name as 'api1' | 'api2'))) {
+    // The killed instance's socket file outlives it, so ask the new one to answer on it.
+    const serving = pid && pid !== oldPid && alive(pid) && (await stack.request('GET', '/clientes/1/extrato', undefined, { socketPath: stack.apiSocket(name as 'api1' | 'api2'), agent: false }).then((r) => r.status === 200, () => false));
+    if (serving) {
       stack.pids[name] = pid;
       return pid;
     }
