@@ -1,0 +1,656 @@
+// Shared pieces of the chaos scenarios (npm run chaos -- <scenario>): a private native stack per
+// scenario, the official open-model load (reusing loadtest/simulation.ts and loadtest/stats.ts),
+// one record per request with a unique descricao, the audit and reconciliation against the
+// ledger, a verdict, and a results line appended to reports/chaos/results.jsonl.
+
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { LOAD_GROUPS, USER_AGENT, buildSchedule, randomClienteId, randomValor, seededRng, type LoadGroup, type Profile, type Rng } from '../loadtest/simulation';
+import { Recorder, lagVerdict, newHistogram, type LagStats } from '../loadtest/stats';
+
+export const REPO = path.resolve(__dirname, '..', '..');
+const STACK_JS = path.join(REPO, 'dist', 'stack.js');
+export const RESULTS_DIR = path.join(REPO, 'reports', 'chaos');
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function isAlive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Everything but the ports is shared with the rest of the project; these derive from the name. */
+function nameHash(name: string): number {
+  let h = 7;
+  for (const ch of name) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return h % 900;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stack
+// ---------------------------------------------------------------------------------------------
+
+export interface StackStateJson {
+  supervisorPid: number;
+  socketDir: string;
+  database: string;
+  httpPort: number;
+  components: { name: string; pid: number }[];
+}
+
+export interface StackOptions {
+  /** PostgreSQL settings file included after postgresql.conf (PG_SETTINGS). */
+  pgSettings?: string;
+  env?: Record<string, string>;
+  log?: (line: string) => void;
+}
+
+export class ChaosStack {
+  readonly home: string;
+  readonly httpPort: number;
+  readonly pgPort: number;
+  state!: StackStateJson;
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(
+    readonly name: string,
+    private readonly options: StackOptions = {},
+  ) {
+    this.home = path.join(REPO, `.stack-chaos-${name}`);
+    this.httpPort = 29000 + nameHash(name);
+    this.pgPort = 59000 + nameHash(name);
+    this.env = { ...process.env, ...options.env, CREBITOS_HOME: this.home, HTTP_PORT: String(this.httpPort), PG_PORT: String(this.pgPort) };
+    if (options.pgSettings) this.env.PG_SETTINGS = path.resolve(REPO, options.pgSettings);
+    else delete this.env.PG_SETTINGS;
+    delete this.env.NODE_OPTIONS;
+  }
+
+  private stackCmd(cmd: 'up' | 'down' | 'status', timeoutMs: number): { status: number | null; output: string } {
+    const r = spawnSync(process.execPath, [STACK_JS, cmd], { cwd: REPO, env: this.env, encoding: 'utf8', timeout: timeoutMs });
+    return { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+  }
+
+  /** `node dist/stack.js up` with this stack's env; a leftover from an earlier run is stopped first. */
+  async up(): Promise<void> {
+    if (!fs.existsSync(STACK_JS)) throw new Error(`${STACK_JS} is missing: run npx tsc -p .`);
+    if (fs.existsSync(path.join(this.home, 'stack.json'))) this.stackCmd('down', 90_000);
+    // `up` returns once the stack answers; run it asynchronously so timers keep running.
+    const output = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [STACK_JS, 'up'], { cwd: REPO, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+      child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`stack ${this.name} failed to start (exit ${code}):\n${out}`))));
+    });
+    this.options.log?.(output.trim().split('\n').filter((l) => /envelope|ready|db:/.test(l)).join('\n'));
+    this.refresh();
+  }
+
+  down(): string {
+    return this.stackCmd('down', 90_000).output;
+  }
+
+  refresh(): StackStateJson {
+    this.state = JSON.parse(fs.readFileSync(path.join(this.home, 'stack.json'), 'utf8')) as StackStateJson;
+    return this.state;
+  }
+
+  pid(name: string): number {
+    return this.refresh().components.find((c) => c.name === name)?.pid ?? 0;
+  }
+
+  apiSocket(name: 'api1' | 'api2'): string {
+    return path.join(this.state.socketDir, `${name}.sock`);
+  }
+
+  /** The supervisor's log (stack.log, written by `up`). */
+  stackLog(): string {
+    return readOr(path.join(this.home, 'logs', 'stack.log'));
+  }
+
+  componentLog(name: string): string {
+    return readOr(path.join(this.home, 'logs', `${name}.log`));
+  }
+
+  /** Waits until stack.json shows a new live pid for the component (and, for an API, its socket). */
+  async waitForRestart(name: string, oldPid: number, timeoutMs = 20_000): Promise<{ pid: number; ms: number }> {
+    const t0 = performance.now();
+    while (performance.now() - t0 < timeoutMs) {
+      let pid = 0;
+      try {
+        pid = this.pid(name);
+      } catch {
+        // stack.json being rewritten
+      }
+      const ready = name.startsWith('api') ? fs.existsSync(this.apiSocket(name as 'api1' | 'api2')) : true;
+      if (pid && pid !== oldPid && isAlive(pid) && ready) return { pid, ms: performance.now() - t0 };
+      await sleep(50);
+    }
+    throw new Error(`${name} was not restarted within ${timeoutMs / 1000} s`);
+  }
+
+  /** Bytes each API process has written (/proc/<pid>/io wchar): moves only when it serves. */
+  apiWrites(): { api1: number; api2: number } {
+    const wchar = (pid: number): number => Number(/^wchar:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
+    return { api1: wchar(this.pid('api1')), api2: wchar(this.pid('api2')) };
+  }
+
+  /** All live pids of the database's processes (postmaster and its children). */
+  dbProcesses(): number[] {
+    const pm = this.pid('db');
+    const r = spawnSync('pgrep', ['-P', String(pm)], { encoding: 'utf8' });
+    return [pm, ...r.stdout.split('\n').filter(Boolean).map(Number)];
+  }
+}
+
+function readOr(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The database
+// ---------------------------------------------------------------------------------------------
+
+interface PgClient {
+  connect(conninfo: string, cb: (err?: Error) => void): void;
+  query(text: string, cb: (err: Error | undefined, rows: Record<string, unknown>[]) => void): void;
+  end(cb?: () => void): void;
+}
+
+/** Runs queries in order on one pg-native connection. */
+export async function pgQueries(conninfo: string, queries: string[]): Promise<Record<string, unknown>[][]> {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const Client = require('pg-native') as new () => PgClient;
+  const client = new Client();
+  await new Promise<void>((resolve, reject) => client.connect(conninfo, (err) => (err ? reject(err) : resolve())));
+  try {
+    const results: Record<string, unknown>[][] = [];
+    for (const q of queries) results.push(await new Promise((resolve, reject) => client.query(q, (err, rows) => (err ? reject(err) : resolve(rows)))));
+    return results;
+  } finally {
+    await new Promise<void>((resolve) => client.end(() => resolve()));
+  }
+}
+
+/** Retries until the database answers (after a restart). */
+export async function waitForDatabase(conninfo: string, timeoutMs = 30_000): Promise<void> {
+  const t0 = performance.now();
+  for (;;) {
+    try {
+      await pgQueries(conninfo, ['SELECT 1']);
+      return;
+    } catch (err) {
+      if (performance.now() - t0 > timeoutMs) throw err;
+      await sleep(200);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The load: the official open model (new connection per request), unique descricao per POST
+// ---------------------------------------------------------------------------------------------
+
+export interface RequestOutcome {
+  seq: number;
+  group: LoadGroup;
+  method: 'GET' | 'POST';
+  client: number;
+  descricao?: string;
+  tipo?: 'c' | 'd';
+  valor?: number;
+  /** 0: no HTTP response (connection error or timeout) */
+  status: number;
+  error?: string;
+  /** ms since the load started */
+  scheduledMs: number;
+  startMs: number;
+  endMs: number;
+}
+
+export interface Rates {
+  debits: number;
+  credits: number;
+  statements: number;
+}
+
+/** The official peak: 220 debits, 110 credits, 10 statements per second. */
+export const PEAK: Rates = { debits: 220, credits: 110, statements: 10 };
+
+export const scaleRates = (r: Rates, k: number): Rates => ({ debits: r.debits * k, credits: r.credits * k, statements: r.statements * k });
+
+export interface LoadOptions {
+  port: number;
+  rates: Rates;
+  durationS: number;
+  /** descricao prefix (1-3 characters); the rest of the 10 characters is a serial number */
+  prefix: string;
+  seed?: number;
+  timeoutMs?: number;
+  /** called once with the load's time zero (performance.now()) */
+  onStart?: (t0: number) => void;
+  /** keep-alive agent instead of a new connection per request (the official model uses none) */
+  agent?: http.Agent;
+}
+
+export interface LoadResult {
+  t0: number;
+  outcomes: RequestOutcome[];
+  recorder: Recorder;
+  lag: LagStats;
+  lagValid: boolean;
+  lagReasons: string[];
+}
+
+/** A constant-rate Gatling profile (no ramp), scheduled exactly as loadtest/simulation.ts does. */
+function constantProfile(rates: Rates, seconds: number): Profile {
+  return {
+    name: 'quick',
+    rampSeconds: 0,
+    constantSeconds: seconds,
+    scenarios: [
+      { group: 'débitos', startRate: rates.debits, peakRate: rates.debits },
+      { group: 'créditos', startRate: rates.credits, peakRate: rates.credits },
+      { group: 'extratos', startRate: rates.statements, peakRate: rates.statements },
+    ].filter((s) => s.peakRate > 0) as Profile['scenarios'],
+    description: `constant ${rates.debits}/${rates.credits}/${rates.statements} per s for ${seconds} s`,
+  };
+}
+
+function exchange(port: number, method: string, urlPath: string, body: string | undefined, agent: http.Agent | false, timeoutMs: number, onDone: (status: number, error?: string) => void): void {
+  let settled = false;
+  const done = (status: number, error?: string): void => {
+    if (settled) return;
+    settled = true;
+    onDone(status, error);
+  };
+  const headers: http.OutgoingHttpHeaders = { host: `localhost:${port}`, 'user-agent': USER_AGENT };
+  if (body !== undefined) {
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = Buffer.byteLength(body);
+  }
+  const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers, agent, timeout: timeoutMs });
+  req.on('response', (res) => {
+    res.resume();
+    res.on('end', () => done(res.statusCode ?? 0));
+    res.on('error', (err) => done(0, `${(err as NodeJS.ErrnoException).code ?? err.name}`));
+    res.on('aborted', () => done(0, 'aborted'));
+  });
+  req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+  req.on('error', (err: NodeJS.ErrnoException) => done(0, `${err.code ?? err.name}: ${err.message}`));
+  req.end(body);
+}
+
+/** A 10-character descricao unique within the run: prefix + base-36 serial. */
+export function descricaoFor(prefix: string, n: number): string {
+  return prefix + n.toString(36).padStart(10 - prefix.length, '0');
+}
+
+/**
+ * Open-model load: every arrival starts at t0 + its scheduled time on a new connection, whatever
+ * the response times (loadtest/run.ts's runLoad, with per-request records kept).
+ */
+export function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const schedule = buildSchedule(constantProfile(options.rates, options.durationS));
+  const rng: Rng = options.seed === undefined ? Math.random : seededRng(options.seed);
+  const recorder = new Recorder();
+  const outcomes: RequestOutcome[] = [];
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const agent = options.agent ?? false;
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    options.onStart?.(t0);
+    let next = 0;
+    let pending = 0;
+    const finish = (): void => {
+      const lag = recorder.lagStats();
+      const v = lagVerdict(lag);
+      resolve({ t0, outcomes, recorder, lag, lagValid: v.valid, lagReasons: v.reasons });
+    };
+    const tick = (): void => {
+      const elapsedS = (performance.now() - t0) / 1000;
+      while (next < schedule.total && schedule.times[next] <= elapsedS) {
+        const scheduledAt = t0 + schedule.times[next] * 1000;
+        const group = LOAD_GROUPS[schedule.groups[next]];
+        const seq = next++;
+        const client = randomClienteId(rng);
+        const o: RequestOutcome = { seq, group, method: group === 'extratos' ? 'GET' : 'POST', client, status: 0, scheduledMs: scheduledAt - t0, startMs: 0, endMs: 0 };
+        let body: string | undefined;
+        let urlPath = `/clientes/${client}/extrato`;
+        if (o.method === 'POST') {
+          o.tipo = group === 'débitos' ? 'd' : 'c';
+          o.valor = randomValor(rng);
+          o.descricao = descricaoFor(options.prefix, seq);
+          urlPath = `/clientes/${client}/transacoes`;
+          body = `{"valor": ${o.valor}, "tipo": "${o.tipo}", "descricao": "${o.descricao}"}`;
+        }
+        const start = performance.now();
+        o.startMs = start - t0;
+        recorder.started(o.startMs);
+        pending++;
+        exchange(options.port, o.method, urlPath, body, agent, timeoutMs, (status, error) => {
+          o.endMs = performance.now() - t0;
+          o.status = status;
+          if (error) o.error = error;
+          const ok = status === 200 || (group === 'débitos' && status === 422);
+          recorder.record({ group, startMs: o.startMs, endMs: o.endMs, status, failure: ok ? undefined : error ?? `status ${status}`, lagUs: Math.max(0, (start - scheduledAt) * 1000), scheduledMs: o.scheduledMs }, o.method);
+          outcomes.push(o);
+          pending--;
+          if (next >= schedule.total && pending === 0) finish();
+        });
+      }
+      if (next >= schedule.total) {
+        if (pending === 0) finish();
+        return;
+      }
+      setTimeout(tick, Math.max(0, t0 + schedule.times[next] * 1000 - performance.now()));
+    };
+    tick();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numbers about a load
+// ---------------------------------------------------------------------------------------------
+
+/** A request the service answered as it should (a 422 is a valid answer to a debit). */
+export const isOk = (o: RequestOutcome): boolean => o.status === 200 || (o.status === 422 && o.group === 'débitos');
+
+export function statusCounts(outcomes: RequestOutcome[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const o of outcomes) {
+    const k = o.status === 0 ? `error(${(o.error ?? '').split(':')[0]})` : String(o.status);
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+}
+
+export interface LatencySummary {
+  count: number;
+  p50: number | null;
+  p99: number | null;
+  max: number | null;
+}
+
+export function latency(outcomes: RequestOutcome[]): LatencySummary {
+  const h = newHistogram(3);
+  let max = 0;
+  for (const o of outcomes) {
+    const ms = o.endMs - o.startMs;
+    max = Math.max(max, ms);
+    h.recordValue(Math.max(1, Math.round(ms * 1000)));
+  }
+  const n = outcomes.length;
+  const r = (v: number): number => Math.round(v) / 1000;
+  return { count: n, p50: n ? r(h.getValueAtPercentile(50)) : null, p99: n ? r(h.getValueAtPercentile(99)) : null, max: n ? Math.round(max * 1000) / 1000 : null };
+}
+
+export interface ErrorWindow {
+  failed: number;
+  byStatus: Record<string, number>;
+  /** first failed request's start to the last failed request's end, ms (0 when none) */
+  windowMs: number;
+  firstMs: number | null;
+  lastMs: number | null;
+}
+
+export function errorWindow(outcomes: RequestOutcome[]): ErrorWindow {
+  const failed = outcomes.filter((o) => !isOk(o));
+  if (failed.length === 0) return { failed: 0, byStatus: {}, windowMs: 0, firstMs: null, lastMs: null };
+  const first = Math.min(...failed.map((o) => o.startMs));
+  const last = Math.max(...failed.map((o) => o.endMs));
+  return { failed: failed.length, byStatus: statusCounts(failed), windowMs: round1(last - first), firstMs: round1(first), lastMs: round1(last) };
+}
+
+export const round1 = (x: number): number => Math.round(x * 10) / 10;
+
+/**
+ * Recovery after a fault at `faultMs` (ms since the load started): the first 200 to a request
+ * started after the first failure the fault caused (backends that outlive a killed postmaster
+ * may still answer for a moment, which is not a recovery), and the end of the last failure.
+ */
+export function recovery(outcomes: RequestOutcome[], faultMs: number): { firstOkAfterMs: number | null; steadyAfterMs: number | null } {
+  const failed = outcomes.filter((o) => !isOk(o) && o.endMs >= faultMs);
+  if (failed.length === 0) return { firstOkAfterMs: 0, steadyAfterMs: 0 };
+  const firstFailEnd = Math.min(...failed.map((o) => o.endMs));
+  const lastFailEnd = Math.max(...failed.map((o) => o.endMs));
+  const firstOk = outcomes.filter((o) => o.status === 200 && o.startMs >= firstFailEnd).sort((a, b) => a.endMs - b.endMs)[0];
+  return { firstOkAfterMs: firstOk ? round1(firstOk.endMs - faultMs) : null, steadyAfterMs: round1(lastFailEnd - faultMs) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit and reconciliation
+// ---------------------------------------------------------------------------------------------
+
+export interface Reconciliation {
+  acknowledged: number;
+  /** acknowledged with 200 but not in the ledger */
+  lost: number;
+  lostSample: string[];
+  /** a descricao present more than once (a replayed POST) */
+  duplicates: number;
+  duplicateSample: string[];
+  /** not acknowledged with 200 but in the ledger (e.g. a 502 whose commit had happened) */
+  appliedUnacknowledged: number;
+  appliedUnacknowledgedByStatus: Record<string, number>;
+  /** ledger entries of this run's prefix that no request of the run sent (must be 0) */
+  unknown: number;
+  auditFailures: Record<string, unknown>[];
+  balancesBelowLimit: number;
+  problems: string[];
+}
+
+/**
+ * Each POST answered 200 is in the ledger exactly once, nothing is replayed, no balance is below
+ * -limite, and every balance equals its ledger (the audit_failures view).
+ */
+export async function reconcile(conninfo: string, prefix: string, outcomes: RequestOutcome[]): Promise<Reconciliation> {
+  await waitForDatabase(conninfo);
+  const [rows, failures, below] = await pgQueries(conninfo, [
+    `SELECT description AS d, count(*)::int AS n FROM ledger WHERE description LIKE '${prefix.replace(/'/g, "''")}%' GROUP BY description`,
+    'SELECT * FROM audit_failures ORDER BY id',
+    'SELECT count(*)::int AS n FROM accounts WHERE balance < -credit_limit',
+  ]);
+  const inLedger = new Map(rows.map((r) => [String(r.d), Number(r.n)]));
+  const posts = outcomes.filter((o) => o.method === 'POST');
+  const sent = new Set(posts.map((o) => o.descricao!));
+  const ack = posts.filter((o) => o.status === 200);
+  const lost = ack.filter((o) => !inLedger.has(o.descricao!)).map((o) => o.descricao!);
+  const dups = [...inLedger.entries()].filter(([, n]) => n > 1).map(([d]) => d);
+  const appliedUnack = posts.filter((o) => o.status !== 200 && inLedger.has(o.descricao!));
+  const unknown = [...inLedger.keys()].filter((d) => !sent.has(d));
+  const r: Reconciliation = {
+    acknowledged: ack.length,
+    lost: lost.length,
+    lostSample: lost.slice(0, 10),
+    duplicates: dups.length,
+    duplicateSample: dups.slice(0, 10),
+    appliedUnacknowledged: appliedUnack.length,
+    appliedUnacknowledgedByStatus: statusCounts(appliedUnack),
+    unknown: unknown.length,
+    auditFailures: failures,
+    balancesBelowLimit: Number(below[0].n),
+    problems: [],
+  };
+  if (r.lost) r.problems.push(`${r.lost} transaction(s) acknowledged with 200 are missing from the ledger (${r.lostSample.join(', ')})`);
+  if (r.duplicates) r.problems.push(`${r.duplicates} descricao(s) appear more than once in the ledger: a POST was replayed (${r.duplicateSample.join(', ')})`);
+  if (r.unknown) r.problems.push(`${r.unknown} ledger entries with this run's prefix were never sent`);
+  if (failures.length) r.problems.push(`audit_failures: ${JSON.stringify(failures)}`);
+  if (r.balancesBelowLimit) r.problems.push(`${r.balancesBelowLimit} balance(s) below -limite`);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verdicts
+// ---------------------------------------------------------------------------------------------
+
+export interface Verdict {
+  scenario: string;
+  pass: boolean;
+  /** why it failed (empty on PASS) */
+  reasons: string[];
+  /** notes that do not fail the run (e.g. the generator's lag) */
+  notes: string[];
+  numbers: Record<string, unknown>;
+  startedAt: string;
+  durationS: number;
+}
+
+export class VerdictBuilder {
+  readonly reasons: string[] = [];
+  readonly notes: string[] = [];
+  readonly numbers: Record<string, unknown> = {};
+  private readonly started = new Date();
+  private readonly t0 = performance.now();
+
+  constructor(readonly scenario: string) {}
+
+  check(ok: boolean, what: string): boolean {
+    if (!ok) this.reasons.push(what);
+    return ok;
+  }
+
+  note(what: string): void {
+    this.notes.push(what);
+  }
+
+  set(key: string, value: unknown): void {
+    this.numbers[key] = value;
+  }
+
+  /** Adds the reconciliation's numbers and problems. Contest-profile loss may be tolerated. */
+  books(r: Reconciliation, options: { tolerateLost?: boolean } = {}): void {
+    this.set('books', {
+      acknowledged: r.acknowledged,
+      lost: r.lost,
+      duplicates: r.duplicates,
+      appliedUnacknowledged: r.appliedUnacknowledged,
+      appliedUnacknowledgedByStatus: r.appliedUnacknowledgedByStatus,
+      auditFailures: r.auditFailures.length,
+      balancesBelowLimit: r.balancesBelowLimit,
+    });
+    for (const p of r.problems) {
+      if (options.tolerateLost && p.includes('missing from the ledger')) this.note(`documented loss (contest profile): ${p}`);
+      else this.reasons.push(p);
+    }
+  }
+
+  lag(load: LoadResult): void {
+    this.set('generatorLag', { p99Ms: load.lag.p99Ms, maxMs: load.lag.maxMs });
+    if (!load.lagValid) this.note(`the generator fell behind (${load.lagReasons.join('; ')}): the arrival process was not exactly the official one`);
+  }
+
+  finish(): Verdict {
+    return {
+      scenario: this.scenario,
+      pass: this.reasons.length === 0,
+      reasons: this.reasons,
+      notes: this.notes,
+      numbers: this.numbers,
+      startedAt: this.started.toISOString(),
+      durationS: round1((performance.now() - this.t0) / 1000),
+    };
+  }
+}
+
+/** Prints the verdict and appends it to reports/chaos/results.jsonl. */
+export function report(v: Verdict, print: (line: string) => void = console.log): void {
+  print('');
+  print(`${v.pass ? 'PASS' : 'FAIL'}  ${v.scenario}  (${v.durationS} s)`);
+  for (const [k, val] of Object.entries(v.numbers)) print(`  ${k}: ${typeof val === 'object' ? JSON.stringify(val) : String(val)}`);
+  for (const n of v.notes) print(`  note: ${n}`);
+  for (const r of v.reasons) print(`  FAILED: ${r}`);
+  try {
+    fs.mkdirSync(RESULTS_DIR, { recursive: true });
+    fs.appendFileSync(path.join(RESULTS_DIR, 'results.jsonl'), `${JSON.stringify(v)}\n`);
+  } catch (err) {
+    print(`  (could not append to ${RESULTS_DIR}/results.jsonl: ${(err as Error).message})`);
+  }
+}
+
+export interface ScenarioOptions {
+  /** load seconds (default: the scenario's own) */
+  durationS?: number;
+  /** multiplies the official peak rates */
+  rateScale?: number;
+  runs?: number;
+  /** PostgreSQL settings included after postgresql.conf (e.g. postgresql.safe.conf) */
+  pgSettings?: string;
+  /** durability: crash runs only */
+  skipCost?: boolean;
+  seed?: number;
+  log?: (line: string) => void;
+  /** do not print/append the verdict (the caller does) */
+  quiet?: boolean;
+}
+
+let prefixes = 0;
+/** A descricao prefix of 3 characters, different for every load of the process. */
+export function runPrefix(letter: string): string {
+  return letter + (prefixes++ % 1296).toString(36).padStart(2, '0');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Closed-loop throughput (autocannon-style): N connections, each sends its next POST as soon as
+// the previous one answered. Measures what a configuration can sustain, not an arrival process.
+// ---------------------------------------------------------------------------------------------
+
+export interface ThroughputResult {
+  requests: number;
+  ok: number;
+  /** answered requests (200 or a debit's 422) per second */
+  throughput: number;
+  latencyMs: LatencySummary;
+  statuses: Record<string, number>;
+  outcomes: RequestOutcome[];
+}
+
+export async function closedLoop(options: { port: number; connections: number; durationS: number; prefix: string; seed?: number }): Promise<ThroughputResult> {
+  const rng: Rng = options.seed === undefined ? Math.random : seededRng(options.seed);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections });
+  const outcomes: RequestOutcome[] = [];
+  const t0 = performance.now();
+  const end = t0 + options.durationS * 1000;
+  let seq = 0;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < end) {
+      const n = seq++;
+      const client = randomClienteId(rng);
+      const tipo: 'c' | 'd' = rng() < 2 / 3 ? 'd' : 'c';
+      const o: RequestOutcome = { seq: n, group: tipo === 'd' ? 'débitos' : 'créditos', method: 'POST', client, tipo, valor: randomValor(rng), descricao: descricaoFor(options.prefix, n), status: 0, scheduledMs: 0, startMs: performance.now() - t0, endMs: 0 };
+      o.scheduledMs = o.startMs;
+      const body = `{"valor": ${o.valor}, "tipo": "${tipo}", "descricao": "${o.descricao}"}`;
+      await new Promise<void>((resolve) =>
+        exchange(options.port, 'POST', `/clientes/${client}/transacoes`, body, agent, 10_000, (status, error) => {
+          o.status = status;
+          if (error) o.error = error;
+          o.endMs = performance.now() - t0;
+          outcomes.push(o);
+          resolve();
+        }),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: options.connections }, worker));
+  agent.destroy();
+  const elapsedS = (performance.now() - t0) / 1000;
+  const ok = outcomes.filter(isOk).length;
+  return { requests: outcomes.length, ok, throughput: Math.round((ok / elapsedS) * 10) / 10, latencyMs: latency(outcomes), statuses: statusCounts(outcomes), outcomes };
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};

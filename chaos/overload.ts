@@ -1,0 +1,88 @@
+// overload: 10x the official peak (3,400 req/s offered, new connection per request) for 30 s
+// inside the envelope, between two stretches at the official peak. Nothing may be OOM-killed or
+// restarted, nothing acknowledged may be lost, every rejection must be explicit (503) and fast,
+// and latency must return to normal soon after the overload ends: the report says how soon.
+//
+// On a small machine the generator shares the CPUs with the stack and cannot offer 3,400
+// connections/s on time; the achieved offered rate is reported next to the target.
+
+import {
+  ChaosStack,
+  PEAK,
+  VerdictBuilder,
+  latency,
+  reconcile,
+  report,
+  round1,
+  runLoad,
+  runPrefix,
+  scaleRates,
+  statusCounts,
+  type RequestOutcome,
+  type ScenarioOptions,
+  type Verdict,
+} from './common';
+
+/** p99 per whole second of start time, ms. */
+function p99PerSecond(outcomes: RequestOutcome[], seconds: number): (number | null)[] {
+  const buckets: number[][] = Array.from({ length: seconds }, () => []);
+  for (const o of outcomes) {
+    const s = Math.floor(o.startMs / 1000);
+    if (s < seconds) buckets[s].push(o.endMs - o.startMs);
+  }
+  return buckets.map((b) => {
+    if (b.length === 0) return null;
+    b.sort((x, y) => x - y);
+    return round1(b[Math.min(b.length - 1, Math.ceil(b.length * 0.99) - 1)]);
+  });
+}
+
+export async function overload(options: ScenarioOptions = {}): Promise<Verdict> {
+  const log = options.log ?? console.log;
+  const durationS = options.durationS ?? 30;
+  const factor = options.rateScale ?? 10;
+  const v = new VerdictBuilder('overload');
+  const stack = new ChaosStack('overload', { log });
+  await stack.up();
+  try {
+    const pids = { api1: stack.pid('api1'), api2: stack.pid('api2'), db: stack.pid('db'), nginx: stack.pid('nginx') };
+    const before = await runLoad({ port: stack.httpPort, rates: PEAK, durationS: 10, prefix: runPrefix('B'), seed: options.seed });
+    const baseline = latency(before.outcomes);
+    log(`[overload] baseline at the peak: p99 ${baseline.p99} ms; now ${factor}x for ${durationS} s`);
+    const prefix = runPrefix('O');
+    const over = await runLoad({ port: stack.httpPort, rates: scaleRates(PEAK, factor), durationS, prefix, seed: options.seed, timeoutMs: 30_000 });
+    const startedPerS = over.outcomes.length / Math.max(1, Math.max(...over.outcomes.map((o) => o.startMs)) / 1000);
+    const after = await runLoad({ port: stack.httpPort, rates: PEAK, durationS: 20, prefix: runPrefix('A'), seed: options.seed });
+    const overStatuses = statusCounts(over.outcomes);
+    const rejected = over.outcomes.filter((o) => !(o.status === 200 || (o.status === 422 && o.group === 'débitos')));
+    const perSecond = p99PerSecond(after.outcomes, 20);
+    const normal = Math.max(2 * (baseline.p99 ?? 0), (baseline.p99 ?? 0) + 20);
+    let settled = perSecond.findIndex((_, i) => perSecond.slice(i).every((p) => p === null || p <= normal));
+    if (settled < 0) settled = perSecond.length;
+    v.set('offered', { targetPerS: 340 * factor, achievedPerS: Math.round(startedPerS), requests: over.outcomes.length });
+    v.set('overloadStatuses', overStatuses);
+    v.set('overloadLatencyMs', latency(over.outcomes));
+    v.set('rejectedLatencyMs', latency(rejected));
+    v.set('baselineP99Ms', baseline.p99);
+    v.set('afterP99PerSecondMs', perSecond);
+    v.set('backToNormalAfterS', settled);
+    v.set('afterStatuses', statusCounts(after.outcomes));
+    v.lag(over);
+    const log_ = stack.stackLog();
+    v.check(!/exceeded its memory limit/.test(log_), 'nothing was OOM-killed');
+    v.check(!/exited unexpectedly/.test(log_), `no component exited: ${log_.match(/.*exited unexpectedly.*/)?.[0] ?? ''}`);
+    const now = { api1: stack.pid('api1'), api2: stack.pid('api2'), db: stack.pid('db'), nginx: stack.pid('nginx') };
+    v.check(JSON.stringify(now) === JSON.stringify(pids), 'same pids before and after');
+    v.check(Object.keys(statusCounts(rejected)).every((s) => s === '503'), `rejections are explicit 503s: ${JSON.stringify(statusCounts(rejected))}`);
+    v.check(rejected.length === 0 || (latency(rejected).p99 ?? 0) < 1000, `rejections are fast (p99 ${latency(rejected).p99} ms)`);
+    v.check(settled <= 5, `latency back to normal (p99 <= ${normal.toFixed(1)} ms) within 5 s after the overload (${settled} s)`);
+    v.check(after.outcomes.every((o) => o.status === 200 || (o.status === 422 && o.group === 'débitos')), `every request after the overload succeeds: ${JSON.stringify(statusCounts(after.outcomes))}`);
+    const books = await reconcile(stack.state.database, prefix, over.outcomes);
+    v.books(books);
+  } finally {
+    stack.down();
+  }
+  const verdict = v.finish();
+  if (!options.quiet) report(verdict, log);
+  return verdict;
+}
