@@ -888,11 +888,23 @@ export function createHandler(pool: Pool, log: (message: string) => void = conso
   };
 }
 
-/** Node's own answer to unparseable HTTP (bad Content-Length, bad request line), in JSON like ours. */
+/**
+ * Node's own answer to unparseable HTTP (bad Content-Length, bad request line), in JSON like
+ * ours. When the bad bytes follow a request pipelined on the same connection, that request's
+ * answer is still being produced: it goes out first, then the 400, then the connection closes.
+ */
 function onClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
   if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
   const body = errorBody('malformed HTTP request');
-  socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  const answer = (): void => {
+    if (socket.writable) socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  };
+  // node:http keeps the response being written on the socket (not a public field). If its
+  // request arrived whole, the bad bytes belong to a later request: wait for that answer. If
+  // not, the bad bytes are this request's own body (e.g. broken chunking): answer now.
+  const pending = (socket as unknown as { _httpMessage?: http.ServerResponse | null })._httpMessage;
+  if (pending && !pending.writableEnded && pending.req.complete) pending.once('finish', answer);
+  else answer();
 }
 
 // ---------------------------------------------------------------------------------------------
