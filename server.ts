@@ -308,11 +308,6 @@ export class Pool {
     }, delay).unref();
   }
 
-  /** Connections busy with a request right now. */
-  get busy(): number {
-    return this.live - this.idle.length;
-  }
-
   end(): void {
     this.closed = true;
     clearInterval(this.watchdog);

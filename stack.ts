@@ -785,7 +785,8 @@ export function readState(home: string): StackState | undefined {
 }
 
 /** Whether a process exists (signal 0 checks without sending anything). */
-export function alive(pid: number): boolean {
+export function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
   try {
     process.kill(pid, 0);
     return true;

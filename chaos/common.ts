@@ -8,8 +8,10 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { LOAD_GROUPS, USER_AGENT, buildSchedule, randomClienteId, randomValor, seededRng, type LoadGroup, type Profile, type Rng } from '../loadtest/simulation';
+import { LOAD_GROUPS, buildSchedule, randomClienteId, randomValor, seededRng, type LoadGroup, type Profile, type Rng } from '../loadtest/simulation';
 import { Recorder, lagVerdict, newHistogram, type LagStats } from '../loadtest/stats';
+import { httpExchange, pgQueries, type Target } from '../loadtest/io';
+import { alive } from '../stack';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 const STACK_JS = path.join(REPO, 'dist', 'stack.js');
@@ -17,15 +19,7 @@ export const RESULTS_DIR = path.join(REPO, 'reports', 'chaos');
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function isAlive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export const isAlive = alive;
 
 /** Everything but the ports is shared with the rest of the project; these derive from the name. */
 function nameHash(name: string): number {
@@ -163,27 +157,6 @@ function readOr(file: string): string {
 // The database
 // ---------------------------------------------------------------------------------------------
 
-interface PgClient {
-  connect(conninfo: string, cb: (err?: Error) => void): void;
-  query(text: string, cb: (err: Error | undefined, rows: Record<string, unknown>[]) => void): void;
-  end(cb?: () => void): void;
-}
-
-/** Runs queries in order on one pg-native connection. */
-export async function pgQueries(conninfo: string, queries: string[]): Promise<Record<string, unknown>[][]> {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const Client = require('pg-native') as new () => PgClient;
-  const client = new Client();
-  await new Promise<void>((resolve, reject) => client.connect(conninfo, (err) => (err ? reject(err) : resolve())));
-  try {
-    const results: Record<string, unknown>[][] = [];
-    for (const q of queries) results.push(await new Promise((resolve, reject) => client.query(q, (err, rows) => (err ? reject(err) : resolve(rows)))));
-    return results;
-  } finally {
-    await new Promise<void>((resolve) => client.end(() => resolve()));
-  }
-}
-
 /** Retries until the database answers (after a restart). */
 export async function waitForDatabase(conninfo: string, timeoutMs = 30_000): Promise<void> {
   const t0 = performance.now();
@@ -268,28 +241,10 @@ function constantProfile(rates: Rates, seconds: number): Profile {
   };
 }
 
-function exchange(port: number, method: string, urlPath: string, body: string | undefined, agent: http.Agent | false, timeoutMs: number, onDone: (status: number, error?: string) => void): void {
-  let settled = false;
-  const done = (status: number, error?: string): void => {
-    if (settled) return;
-    settled = true;
-    onDone(status, error);
-  };
-  const headers: http.OutgoingHttpHeaders = { host: `localhost:${port}`, 'user-agent': USER_AGENT };
-  if (body !== undefined) {
-    headers['content-type'] = 'application/json';
-    headers['content-length'] = Buffer.byteLength(body);
-  }
-  const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers, agent, timeout: timeoutMs });
-  req.on('response', (res) => {
-    res.resume();
-    res.on('end', () => done(res.statusCode ?? 0));
-    res.on('error', (err) => done(0, `${(err as NodeJS.ErrnoException).code ?? err.name}`));
-    res.on('aborted', () => done(0, 'aborted'));
-  });
-  req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
-  req.on('error', (err: NodeJS.ErrnoException) => done(0, `${err.code ?? err.name}: ${err.message}`));
-  req.end(body);
+/** One request to the stack's nginx on localhost; a transport error or a cut response is status 0. */
+function exchange(port: number, method: 'GET' | 'POST', urlPath: string, body: string | undefined, agent: http.Agent | false, timeoutMs: number, onDone: (status: number, error?: string) => void): void {
+  const target: Target = { baseUrl: `http://localhost:${port}`, address: '127.0.0.1', family: 4, port, hostHeader: `localhost:${port}`, basePath: '' };
+  httpExchange(target, { method, path: urlPath, body }, agent, (r) => onDone(r.error ? 0 : r.status, r.error), timeoutMs);
 }
 
 /** A 10-character descricao unique within the run: prefix + base-36 serial. */

@@ -21,6 +21,8 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { alive } from '../stack';
+import { seededRng } from '../loadtest/simulation';
 
 /** The repository root (this file runs from <repo>/dist/chaos/). */
 const REPO = path.resolve(__dirname, '..', '..');
@@ -123,16 +125,6 @@ export const apiSocket = (stack: StackInfo, name: 'api1' | 'api2' = 'api1'): str
 
 function pidOf(stack: StackInfo, name: string): number | undefined {
   return stack.components.find((c) => c.name === name)?.pid;
-}
-
-function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -569,18 +561,6 @@ export async function runHostile(options: HostileOptions = {}): Promise<HostileR
 // fuzz: seeded mutations of valid requests
 // ---------------------------------------------------------------------------------------------
 
-/** mulberry32: small, fast, seeded. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export interface FuzzOptions {
   stack?: StackInfo;
   count?: number;
@@ -808,7 +788,7 @@ export async function runMutationFuzz(options: FuzzOptions = {}): Promise<FuzzRe
   const connections = options.connections ?? 32;
   const requestTimeoutMs = options.requestTimeoutMs ?? 1000;
   const log = options.log ?? ((line: string) => console.log(line));
-  const rand = prng(seed);
+  const rand = seededRng(seed);
   // Two characters of the seed make this run's descricao values unique across runs too.
   const tag = ALPHABET[seed % 36] + ALPHABET[Math.floor(seed / 36) % 36];
   log(`fuzz: ${count} requests, seed ${seed}, ${connections} connections, through nginx on :${stack.httpPort}`);

@@ -21,15 +21,14 @@ import * as path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { DEFAULT_REPORTS_DIR, gitInfo, isAlive, localStack, machineInfo, readStackUsage, sameLocalEndpoint, usageDuring, type RawUsage } from './meta';
+import { httpExchange, pgQueries, type Raw, type Target } from './io';
 import { writeRunReport } from './report';
 import {
   CLIENTS,
   FULL_PROFILE,
   LOAD_GROUPS,
   QUICK_PROFILE,
-  REQUEST_TIMEOUT_MS,
   ResponseView,
-  USER_AGENT,
   VALIDATION_REQUESTS,
   buildSchedule,
   clientValidationSteps,
@@ -116,16 +115,6 @@ class UsageError extends Error {}
 // HTTP
 // ---------------------------------------------------------------------------------------------
 
-interface Target {
-  baseUrl: string;
-  /** resolved once, as Gatling caches DNS: no lookup per request */
-  address: string;
-  family: number;
-  port: number;
-  hostHeader: string;
-  basePath: string;
-}
-
 async function resolveTarget(baseUrl: string): Promise<Target> {
   const url = new URL(baseUrl);
   if (url.protocol !== 'http:') throw new UsageError(`only http:// targets are supported, got ${baseUrl}`);
@@ -134,52 +123,6 @@ async function resolveTarget(baseUrl: string): Promise<Target> {
   // Prefer IPv4 (nginx listens on 0.0.0.0:9999; "localhost" may list ::1 first).
   const chosen = addresses.find((a) => a.family === 4) ?? addresses[0];
   return { baseUrl, address: chosen.address, family: chosen.family, port: Number(url.port || 80), hostHeader: url.host, basePath: url.pathname.replace(/\/+$/, '') };
-}
-
-interface Raw {
-  status: number;
-  body: string;
-  error?: string;
-}
-
-function transportError(err: NodeJS.ErrnoException): string {
-  return `${err.code ?? err.name}: ${err.message}`;
-}
-
-/** One HTTP exchange. `agent: false` = a new TCP connection closed after the response. */
-function httpExchange(target: Target, spec: Pick<RequestSpec, 'method' | 'path' | 'body'>, agent: http.Agent | false, onDone: (r: Raw) => void): void {
-  let settled = false;
-  const done = (r: Raw): void => {
-    if (settled) return;
-    settled = true;
-    onDone(r);
-  };
-  const headers: http.OutgoingHttpHeaders = { host: target.hostHeader, 'user-agent': USER_AGENT };
-  if (spec.body !== undefined) {
-    headers['content-type'] = 'application/json';
-    headers['content-length'] = Buffer.byteLength(spec.body);
-  }
-  const req = http.request({
-    host: target.address,
-    family: target.family,
-    port: target.port,
-    method: spec.method,
-    path: target.basePath + spec.path,
-    headers,
-    agent,
-    timeout: REQUEST_TIMEOUT_MS,
-  });
-  req.on('response', (res) => {
-    res.setEncoding('utf8');
-    let body = '';
-    res.on('data', (chunk: string) => (body += chunk));
-    res.on('end', () => done({ status: res.statusCode ?? 0, body }));
-    res.on('error', (err) => done({ status: res.statusCode ?? 0, body, error: transportError(err) }));
-    res.on('aborted', () => done({ status: res.statusCode ?? 0, body, error: 'aborted: the connection closed before the body ended' }));
-  });
-  req.on('timeout', () => req.destroy(Object.assign(new Error(`Request timeout to ${target.hostHeader} after ${REQUEST_TIMEOUT_MS} ms`), { code: 'TIMEOUT' })));
-  req.on('error', (err) => done({ status: 0, body: '', error: transportError(err) }));
-  req.end(spec.body);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,29 +260,6 @@ async function warmUp(target: Target, attempts: number): Promise<string> {
     if (attempt >= attempts) throw new Error(`${target.baseUrl}/clientes/1/extrato does not answer 200 (${why}) after ${attempts} attempt(s); is the stack up? (npm run up)`);
     console.log(`waiting for ${target.baseUrl} (${why}); attempt ${attempt}/${attempts}`);
     await sleep(2000);
-  }
-}
-
-interface PgClient {
-  connect(conninfo: string, cb: (err?: Error) => void): void;
-  query(text: string, cb: (err: Error | undefined, rows: Record<string, unknown>[]) => void): void;
-  end(cb?: () => void): void;
-}
-
-/** Runs queries in order on one pg-native connection. */
-async function pgQueries(conninfo: string, queries: string[]): Promise<Record<string, unknown>[][]> {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const Client = require('pg-native') as new () => PgClient;
-  const client = new Client();
-  await new Promise<void>((resolve, reject) => client.connect(conninfo, (err) => (err ? reject(err) : resolve())));
-  try {
-    const results: Record<string, unknown>[][] = [];
-    for (const q of queries) {
-      results.push(await new Promise((resolve, reject) => client.query(q, (err, rows) => (err ? reject(err) : resolve(rows)))));
-    }
-    return results;
-  } finally {
-    await new Promise<void>((resolve) => client.end(() => resolve()));
   }
 }
 
