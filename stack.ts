@@ -465,14 +465,17 @@ class Stack {
     await this.startPostgres(pgDir);
     this.bailIfStopping();
     const database = databaseConninfo(this.settings);
+    // CREBITOS_API_SCRIPT runs another script as both APIs (npm run capacity's HTTP-only
+    // baseline, loadtest/fixed-server.ts), in the same places, sockets and limits.
+    const apiScript = process.env.CREBITOS_API_SCRIPT ? path.resolve(process.env.CREBITOS_API_SCRIPT) : SERVER_JS;
     // The APIs need no privilege: as root, they run as nobody, as the image runs them as node.
-    const asNobody = isRoot() && reachableByOthers(SERVER_JS) ? { uid: 65534, gid: 65534 } : {};
+    const asNobody = isRoot() && reachableByOthers(apiScript) ? { uid: 65534, gid: 65534 } : {};
     await Promise.all(
       ['api1', 'api2'].map((name) => {
         const socketPath = path.join(socketDir, `${name}.sock`);
         const env: NodeJS.ProcessEnv = { ...process.env, INSTANCE_NAME: name, SOCKET_PATH: socketPath, DATABASE_URL: database };
         if (this.settings.poolSize) env.POOL_SIZE = this.settings.poolSize;
-        this.spawn(name, process.execPath, [SERVER_JS], { env, ...asNobody }, 'SIGTERM');
+        this.spawn(name, process.execPath, [apiScript], { env, ...asNobody }, 'SIGTERM');
         return this.waitFor(name, () => httpStatus({ socketPath, path: '/clientes/1/extrato' }).then((s) => s === 200), 30_000);
       }),
     );

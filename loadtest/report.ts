@@ -9,6 +9,7 @@ import { esc, logHistogram, timeChart, type Bar } from './charts';
 import { DEFAULT_REPORTS_DIR } from './meta';
 import { HIGHER_BOUND_MS, LOWER_BOUND_MS } from './simulation';
 import { distributionBucketBoundsMs } from './stats';
+import type { CapacitySummary } from './capacity';
 import { fmtBytes, fmtInt, fmtMs, fmtPct, fmtUsd, latencyTable, usageCells, type RunSummary } from './summary';
 
 // ---------------------------------------------------------------------------------------------
@@ -24,7 +25,7 @@ const STATUS_COLORS: Record<string, string> = {
 };
 const statusColor = (k: string): string => STATUS_COLORS[k] ?? (k.startsWith('5') ? '#e03131' : k.startsWith('4') ? '#f783ac' : '#fab005');
 
-const CSS = `
+export const CSS = `
 *{box-sizing:border-box}body{margin:0;padding:20px 24px;font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#212529;background:#f1f3f5}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:26px 0 8px}h3{font-size:14px;margin:0 0 2px}
 .sub{color:#495057;margin-bottom:14px}.verdict{display:inline-block;padding:3px 12px;border-radius:4px;color:#fff;font-weight:700;margin-right:8px}
@@ -320,7 +321,45 @@ export function findRuns(root: string): IndexEntry[] {
   return entries.sort((x, y) => y.summary.startedAt.localeCompare(x.summary.startedAt));
 }
 
-export function renderIndex(entries: IndexEntry[]): string {
+/** npm run capacity's reports (<root>/capacity-<timestamp>/capacity.json), newest first. */
+export function findCapacityRuns(root: string): { dir: string; summary: CapacitySummary }[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(root).filter((n) => n.startsWith('capacity-'));
+  } catch {
+    return [];
+  }
+  const out: { dir: string; summary: CapacitySummary }[] = [];
+  for (const dir of names) {
+    try {
+      const summary = JSON.parse(fs.readFileSync(path.join(root, dir, 'capacity.json'), 'utf8')) as CapacitySummary;
+      if (summary.kind === 'capacity' && summary.version === 1) out.push({ dir, summary });
+    } catch {
+      // half-written or not ours
+    }
+  }
+  return out.sort((x, y) => y.summary.startedAt.localeCompare(x.summary.startedAt));
+}
+
+function capacityIndex(entries: { dir: string; summary: CapacitySummary }[]): string {
+  const cell = (x: { median: number | null; min: number | null; max: number | null } | undefined): string =>
+    !x || x.median === null ? '–' : `${fmtInt(Math.round(x.median))} <span class="muted">[${fmtInt(Math.round(x.min!))}–${fmtInt(Math.round(x.max!))}]</span>`;
+  const rows = entries.map(({ dir, summary: s }) => [
+    `<a href="${encodeURIComponent(dir)}/capacity.html">${esc(s.startedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))}</a>`,
+    `<code>${esc(s.git.commit)}</code>${s.git.dirty ? '*' : ''}`,
+    `${s.options.runs} × ${s.options.stepSeconds} s`,
+    cell(s.api?.capacity),
+    cell(s.http?.capacity),
+    cell(s.db?.fullSpeedTps),
+    s.fractions.ofHttp === null ? '–' : s.fractions.ofHttp.toFixed(2),
+  ]);
+  const header = ['date (UTC)', 'commit', 'runs × step', 'capacity req/s', 'HTTP only req/s', 'DB only tps', 'ours / HTTP only'];
+  return `<h2>Capacity (npm run capacity)</h2>
+<div class="sub">Highest offered rate with p99 ≤ 10 ms, zero errors and valid generator lag; median [min–max] over runs.</div>
+${htmlTable([header, ...rows])}`;
+}
+
+export function renderIndex(entries: IndexEntry[], capacity: { dir: string; summary: CapacitySummary }[] = []): string {
   const rows = entries.map(({ dir, summary: s }) => {
     const t = s.total;
     const result = s.verdict.pass ? '<span class="ok">PASS</span>' : `<span class="ko" title="${esc(s.verdict.reasons.join('; '))}">FAIL</span>`;
@@ -348,6 +387,7 @@ export function renderIndex(entries: IndexEntry[]): string {
 <h1>Crébitos load-test reports</h1>
 <div class="sub">${entries.length} run(s), newest first. * = uncommitted changes. "&lt; 250 ms" is the share of all requests that were OK and under 250 ms (the contest's SLA metric).</div>
 ${entries.length ? htmlTable([header, ...rows]) : '<p>No runs yet: npm run loadtest -- --quick</p>'}
+${capacity.length ? capacityIndex(capacity) : ''}
 </body></html>
 `;
 }
@@ -355,7 +395,7 @@ ${entries.length ? htmlTable([header, ...rows]) : '<p>No runs yet: npm run loadt
 export function writeIndex(root: string): string {
   fs.mkdirSync(root, { recursive: true });
   const file = path.join(root, 'index.html');
-  fs.writeFileSync(file, renderIndex(findRuns(root)));
+  fs.writeFileSync(file, renderIndex(findRuns(root), findCapacityRuns(root)));
   return file;
 }
 
