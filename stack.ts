@@ -45,7 +45,25 @@ export interface StackSettings {
   limits: boolean;
   /** PostgreSQL settings files, included in order: postgresql.conf, then PG_SETTINGS if given. */
   pgSettings: string[];
+  /** The nginx.conf to adapt and run: the repository's, or CREBITOS_NGINX_CONF (a variant, e.g. from npm run bench). */
+  nginxConf: string;
+  /** CREBITOS_SQL: a SQL file run after procedures.sql, e.g. a variant that redefines post_transaction. */
+  sqlOverlay: string | undefined;
+  /**
+   * CREBITOS_TRANSPORT, for measuring the sockets' worth: `unix` (default; both hops on unix
+   * sockets, as in the contest), `tcp` (both hops on 127.0.0.1), `tcp-api` (nginx to the APIs
+   * only) or `tcp-db` (the APIs to PostgreSQL only).
+   */
+  transport: { api: Transport; db: Transport };
 }
+
+export type Transport = 'unix' | 'tcp';
+const TRANSPORTS: Record<string, StackSettings['transport']> = {
+  unix: { api: 'unix', db: 'unix' },
+  tcp: { api: 'tcp', db: 'tcp' },
+  'tcp-api': { api: 'tcp', db: 'unix' },
+  'tcp-db': { api: 'unix', db: 'tcp' },
+};
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env, argv: string[] = []): StackSettings {
   const home = path.resolve(env.CREBITOS_HOME || path.join(REPO, '.stack'));
@@ -55,6 +73,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env, argv: string[
     return value;
   };
   const pgPort = port('PG_PORT', 54329);
+  const transport = TRANSPORTS[env.CREBITOS_TRANSPORT || 'unix'];
+  if (!transport) throw new Error(`CREBITOS_TRANSPORT must be one of ${Object.keys(TRANSPORTS).join(', ')}, got ${env.CREBITOS_TRANSPORT}`);
   return {
     home,
     httpPort: port('HTTP_PORT', CONTEST_PORT),
@@ -65,6 +85,9 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env, argv: string[
     composeFile: path.resolve(env.CREBITOS_COMPOSE || path.join(REPO, 'docker-compose.yml')),
     limits: !argv.includes('--no-limits') && env.CREBITOS_NO_LIMITS !== '1',
     pgSettings: [path.join(REPO, 'postgresql.conf'), ...(env.PG_SETTINGS ? [path.resolve(env.PG_SETTINGS)] : [])],
+    nginxConf: path.resolve(env.CREBITOS_NGINX_CONF || path.join(REPO, 'nginx.conf')),
+    sqlOverlay: env.CREBITOS_SQL ? path.resolve(env.CREBITOS_SQL) : undefined,
+    transport,
   };
 }
 
@@ -438,6 +461,8 @@ class Stack {
   private cgroups: Cgroups | undefined;
   private readonly oomSeen = new Map<string, number>();
   private oomWatch: NodeJS.Timeout | undefined;
+  /** host:port of each API when CREBITOS_TRANSPORT puts nginx's hop on TCP. */
+  private readonly apiAddresses: Record<string, string> = {};
 
   constructor(
     private readonly settings: StackSettings,
@@ -464,19 +489,28 @@ class Stack {
 
     await this.startPostgres(pgDir);
     this.bailIfStopping();
-    const database = databaseConninfo(this.settings);
+    const { transport } = this.settings;
+    const database = databaseConninfo(transport.db === 'tcp' ? { socketDir: '127.0.0.1', pgPort: this.settings.pgPort } : this.settings);
     // CREBITOS_API_SCRIPT runs another script as both APIs (npm run capacity's HTTP-only
     // baseline, loadtest/fixed-server.ts), in the same places, sockets and limits.
     const apiScript = process.env.CREBITOS_API_SCRIPT ? path.resolve(process.env.CREBITOS_API_SCRIPT) : SERVER_JS;
     // The APIs need no privilege: as root, they run as nobody, as the image runs them as node.
     const asNobody = isRoot() && reachableByOthers(apiScript) ? { uid: 65534, gid: 65534 } : {};
     await Promise.all(
-      ['api1', 'api2'].map((name) => {
+      ['api1', 'api2'].map(async (name) => {
         const socketPath = path.join(socketDir, `${name}.sock`);
         const env: NodeJS.ProcessEnv = { ...process.env, INSTANCE_NAME: name, SOCKET_PATH: socketPath, DATABASE_URL: database };
+        let listener: { socketPath?: string; port?: number } = { socketPath };
+        if (transport.api === 'tcp') {
+          // A free loopback port (picked now, so stacks side by side never collide) instead of the socket.
+          const port = await freePort();
+          Object.assign(env, { SOCKET_PATH: '', HOST: '127.0.0.1', PORT: String(port) });
+          this.apiAddresses[name] = `127.0.0.1:${port}`;
+          listener = { port };
+        }
         if (this.settings.poolSize) env.POOL_SIZE = this.settings.poolSize;
         this.spawn(name, process.execPath, [apiScript], { env, ...asNobody }, 'SIGTERM');
-        return this.waitFor(name, () => httpStatus({ socketPath, path: '/clientes/1/extrato' }).then((s) => s === 200), 30_000);
+        return this.waitFor(name, () => httpStatus({ ...listener, path: '/clientes/1/extrato' }).then((s) => s === 200), 30_000);
       }),
     );
     this.bailIfStopping();
@@ -541,25 +575,32 @@ class Stack {
       if (!fs.existsSync(file)) throw new Error(`PostgreSQL settings file ${file} does not exist`);
       fs.appendFileSync(path.join(data, 'postgresql.conf'), `\ninclude '${file.replace(/'/g, "''")}'\n`);
     }
+    // Unix socket only: nothing here needs TCP, and ports stay free for other stacks; loopback
+    // too when CREBITOS_TRANSPORT puts the APIs' hop on TCP.
+    const listen = this.settings.transport.db === 'tcp' ? '127.0.0.1' : '';
     this.spawn(
       'db',
       path.join(PG_BIN, 'postgres'),
-      // Unix socket only: nothing here needs TCP, and ports stay free for other stacks.
-      ['-D', data, '-k', socketDir, '-p', String(pgPort), '-c', "listen_addresses=", '-c', 'unix_socket_permissions=0777'],
+      ['-D', data, '-k', socketDir, '-p', String(pgPort), '-c', `listen_addresses=${listen}`, '-c', 'unix_socket_permissions=0777'],
       asPostgres,
       'SIGINT',
     );
     await this.waitFor('db', () => Promise.resolve(this.run(path.join(PG_BIN, 'pg_isready'), ['-q', '-h', socketDir, '-p', String(pgPort)], {}, true)), 30_000);
-    this.run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres', '-f', path.join(REPO, 'procedures.sql')], {});
+    const scripts = [path.join(REPO, 'procedures.sql'), ...(this.settings.sqlOverlay ? [this.settings.sqlOverlay] : [])];
+    for (const script of scripts) {
+      this.run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres', '-f', script], {});
+    }
     const settings = this.settings.pgSettings.map((f) => path.relative(REPO, f) || f).join(' + ');
-    this.log(`db: cluster initialised with ${settings}, procedures.sql loaded (socket ${socketDir}, port ${pgPort})`);
+    const loaded = scripts.map((f) => path.relative(REPO, f) || f).join(' + ');
+    this.log(`db: cluster initialised with ${settings}, ${loaded} loaded (socket ${socketDir}, port ${pgPort}${listen ? ` and ${listen}` : ''})`);
   }
 
   private async startNginx(): Promise<void> {
     const prefix = path.join(this.settings.home, 'nginx');
     fs.mkdirSync(prefix, { recursive: true });
     const conf = path.join(prefix, 'nginx.conf');
-    fs.writeFileSync(conf, nativeNginxConf(fs.readFileSync(path.join(REPO, 'nginx.conf'), 'utf8'), this.settings, prefix));
+    const apis = this.settings.transport.api === 'tcp' ? this.apiAddresses : undefined;
+    fs.writeFileSync(conf, nativeNginxConf(fs.readFileSync(this.settings.nginxConf, 'utf8'), this.settings, prefix, apis));
     const args = ['-p', prefix, '-c', conf, '-e', path.join(this.logDir, 'nginx-error.log'), '-g', `daemon off; pid ${nginxQuote(path.join(prefix, 'nginx.pid'))};`];
     this.run(nginxBinary(), ['-t', '-q', ...args], {});
     this.spawn('nginx', nginxBinary(), args, {}, 'SIGQUIT');
@@ -703,6 +744,18 @@ function killGroup(pid: number): void {
   }
 }
 
+/** A TCP port on the loopback that nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
 /** Fails when something already listens on the port, naming the likely cause. */
 function assertPortFree(port: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -733,10 +786,16 @@ function nginxQuote(value: string): string {
 /**
  * nginx.conf adapted to this machine: the API sockets' directory, the listening port, and
  * temporary paths under the stack's own prefix (the packaged defaults live in /var/lib/nginx).
+ * With `apis` (CREBITOS_TRANSPORT), each API's socket is replaced by its host:port instead.
  */
-export function nativeNginxConf(conf: string, settings: Pick<StackSettings, 'socketDir' | 'httpPort'>, prefix: string): string {
+export function nativeNginxConf(conf: string, settings: Pick<StackSettings, 'socketDir' | 'httpPort'>, prefix: string, apis?: Record<string, string>): string {
   if (!conf.includes(`unix:${COMPOSE_SOCKET_DIR}/`)) throw new Error(`nginx.conf no longer proxies to sockets in ${COMPOSE_SOCKET_DIR}; update stack.ts`);
   if (!new RegExp(`listen\\s+${CONTEST_PORT}\\b`).test(conf)) throw new Error(`nginx.conf no longer listens on ${CONTEST_PORT}; update stack.ts`);
+  for (const [name, address] of Object.entries(apis ?? {})) {
+    const socket = `unix:${COMPOSE_SOCKET_DIR}/${name}.sock`;
+    if (!conf.includes(socket)) throw new Error(`nginx.conf has no upstream ${socket} to move to ${address}; update stack.ts`);
+    conf = conf.split(socket).join(address);
+  }
   const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `    ${kind}_temp_path ${nginxQuote(path.join(prefix, `${kind}_temp`))};`).join('\n');
   return conf
     .split(`unix:${COMPOSE_SOCKET_DIR}/`)
