@@ -40,6 +40,18 @@ export interface Config {
   drainMs: number;
   /** How long start-up keeps retrying a database that is not ready yet. */
   startupTimeoutMs: number;
+  /**
+   * PG_CALLS, for npm run bench -- pg-sync only: `async` (default) never blocks the event loop;
+   * `sync` makes each call with pg-native's blocking executeSync, stalling the instance for the
+   * round trip.
+   */
+  pgCalls: 'async' | 'sync';
+  /**
+   * JSON_IN, for npm run bench -- json only: `postgres` (default) sends the body PostgreSQL
+   * built; `node` calls the plain-column functions of loadtest/variants/json-in-node.sql (load it
+   * with CREBITOS_SQL) and builds the same bytes here.
+   */
+  jsonIn: 'postgres' | 'node';
 }
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -52,6 +64,12 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
     return value;
   };
+  const choice = <T extends string>(name: string, values: readonly T[]): T => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return values[0];
+    if (!(values as readonly string[]).includes(raw)) throw new Error(`${name} must be one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
+    return raw as T;
+  };
   return {
     socketPath: env.SOCKET_PATH ?? '',
     port: int('PORT', 3000, 0),
@@ -62,6 +80,8 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     queryTimeoutMs: int('QUERY_TIMEOUT_MS', 2000, 100),
     drainMs: int('DRAIN_MS', 5000, 0),
     startupTimeoutMs: int('STARTUP_TIMEOUT_MS', 30000, 0),
+    pgCalls: choice('PG_CALLS', ['async', 'sync'] as const),
+    jsonIn: choice('JSON_IN', ['postgres', 'node'] as const),
   };
 }
 
@@ -74,6 +94,7 @@ interface NativeClient {
   connect(conninfo: string, cb: (err?: Error) => void): void;
   prepare(name: string, text: string, nParams: number, cb: (err?: Error) => void): void;
   execute(name: string, params: string[], cb: (err: Error | undefined, rows: unknown[][]) => void): void;
+  executeSync(name: string, params: string[]): unknown[][];
   query(text: string, cb: (err?: Error) => void): void;
   end(cb?: () => void): void;
   on(event: 'error', listener: (err: Error) => void): void;
@@ -88,6 +109,16 @@ export const STATEMENTS = {
   statement: { text: 'SELECT account_statement($1)', params: 1 },
 } as const;
 export type StatementName = keyof typeof STATEMENTS;
+export type Statements = Record<StatementName, { readonly text: string; readonly params: number }>;
+
+/**
+ * JSON_IN=node: the same calls with the same parameters, to functions that return plain columns
+ * (loadtest/variants/json-in-node.sql); transactionBody and statementBody build the JSON.
+ */
+export const PLAIN_STATEMENTS: Statements = {
+  transaction: { text: 'SELECT status, saldo, limite FROM post_transaction_plain($1, $2, $3, $4)', params: 4 },
+  statement: { text: 'SELECT * FROM account_statement_rows($1)', params: 1 },
+};
 
 export type Rows = unknown[][];
 export type Done = (err: Error | undefined, rows: Rows) => void;
@@ -123,6 +154,7 @@ class Connection {
    */
   open(conninfo: string, done: (err?: Error) => void): void {
     this.opening = done;
+    const statements = this.pool.statements;
     const steps: ((next: (err?: Error) => void) => void)[] = [
       (next) => this.client.connect(conninfo, next),
       (next) => {
@@ -132,8 +164,8 @@ class Connection {
         this.client.on('notification', () => {});
         next();
       },
-      ...(Object.keys(STATEMENTS) as StatementName[]).map(
-        (name) => (next: (err?: Error) => void) => this.client.prepare(name, STATEMENTS[name].text, STATEMENTS[name].params, next),
+      ...(Object.keys(statements) as StatementName[]).map(
+        (name) => (next: (err?: Error) => void) => this.client.prepare(name, statements[name].text, statements[name].params, next),
       ),
       (next) => this.client.execute('statement', ['1'], (err) => next(err)),
       // plpgsql plans its statements on a session's first call. Call it inside a transaction
@@ -156,17 +188,29 @@ class Connection {
   run(job: Job): void {
     this.job = job;
     this.jobStarted = Date.now();
-    this.client.execute(job.name, job.params, (err, rows) => {
-      if (this.job !== job) return; // already failed by an 'error' event
-      const error = err && toError(err);
-      if (error && isConnectionError(error)) return this.pool.lost(this, error);
-      this.job = undefined;
+    if (this.pool.sync) {
+      // PG_CALLS=sync: the instance does nothing else until the database answers.
+      let rows: Rows = [];
+      let error: Error | undefined;
       try {
-        job.done(error, rows);
-      } finally {
-        this.pool.release(this);
+        rows = this.client.executeSync(job.name, job.params);
+      } catch (err) {
+        error = toError(err);
       }
-    });
+      return this.finish(job, error, rows);
+    }
+    this.client.execute(job.name, job.params, (err, rows) => this.finish(job, err && toError(err), rows));
+  }
+
+  private finish(job: Job, error: Error | undefined, rows: Rows): void {
+    if (this.job !== job) return; // already failed by an 'error' event
+    if (error && isConnectionError(error)) return this.pool.lost(this, error);
+    this.job = undefined;
+    try {
+      job.done(error, rows);
+    } finally {
+      this.pool.release(this);
+    }
   }
 }
 
@@ -209,6 +253,10 @@ export class Pool {
     private readonly maxQueue: number,
     private readonly log: (message: string) => void = () => {},
     private readonly queryTimeoutMs = 2000,
+    /** What each connection prepares (PLAIN_STATEMENTS for JSON_IN=node). */
+    readonly statements: Statements = STATEMENTS,
+    /** PG_CALLS=sync: blocking calls. */
+    readonly sync = false,
   ) {
     // pg-native does not always report a connection that died: when the server goes away while
     // a query is being sent, neither the callback nor an 'error' event ever comes. One timer for the whole pool, rather than
@@ -787,6 +835,29 @@ const TRANSACTION_ERROR: Record<string, string> = {
   no_account: 'client not found',
 };
 
+// JSON_IN=node: the bodies PostgreSQL would have sent (json_build_object's spacing included),
+// built from plain columns. descricao is the only text a client chose; JSON.stringify escapes it
+// as PostgreSQL's escape_json does (the same short escapes, \u00XX for other control characters).
+
+/** A post_transaction_plain row (status, saldo, limite) as post_transaction's (status, body). */
+export function transactionBody(row: unknown[]): [string, string | null] {
+  const [status, saldo, limite] = row as [string, number | null, number | null];
+  return [status, status === 'ok' ? `{"limite":${limite},"saldo":${saldo}}` : null];
+}
+
+/** account_statement_rows' rows as account_statement's body; null for an unknown account. */
+export function statementBody(rows: Rows): string | null {
+  if (rows.length === 0) return null;
+  const [total, limite, dataExtrato] = rows[0] as [number, number, string];
+  let entries = '';
+  for (const row of rows) {
+    const [, , , valor, tipo, descricao, realizadaEm] = row as [number, number, string, number | null, string, string, string];
+    if (valor === null) break; // the one row of an account without entries
+    entries += `${entries ? ', ' : ''}{"valor" : ${valor}, "tipo" : "${tipo}", "descricao" : ${JSON.stringify(descricao)}, "realizada_em" : "${realizadaEm}"}`;
+  }
+  return `{"saldo" : {"total" : ${total}, "data_extrato" : "${dataExtrato}", "limite" : ${limite}}, "ultimas_transacoes" : [${entries}]}`;
+}
+
 /** Collects the body up to MAX_BODY_BYTES; a larger one gets 413 (see tooLarge). */
 function readBody(req: http.IncomingMessage, res: http.ServerResponse, done: (body: Buffer) => void): void {
   const declared = Number(req.headers['content-length']);
@@ -827,7 +898,7 @@ function tooLarge(req: http.IncomingMessage, res: http.ServerResponse, alreadyRe
   sendError(res, 413, `body larger than ${MAX_BODY_BYTES} bytes`);
 }
 
-export function createHandler(pool: Pool, log: (message: string) => void = console.error) {
+export function createHandler(pool: Pool, log: (message: string) => void = console.error, jsonIn: Config['jsonIn'] = 'postgres') {
   // A bug must cost one request a 500, never the process: every entry point runs guarded,
   // including the database callbacks, which run outside the request's call stack.
   const guarded = (res: http.ServerResponse, fn: () => void): void => {
@@ -845,7 +916,7 @@ export function createHandler(pool: Pool, log: (message: string) => void = conso
     pool.execute('transaction', [String(id), String(parsed.valor), parsed.tipo, parsed.descricao], (err, rows) =>
       guarded(res, () => {
         if (err) return sendDatabaseError(res, err, log);
-        const [status, responseBody] = rows[0] as [string, string | null];
+        const [status, responseBody] = (jsonIn === 'node' ? transactionBody(rows[0]) : rows[0]) as [string, string | null];
         const code = TRANSACTION_STATUS[status];
         if (code === 200 && responseBody) return send(res, 200, responseBody);
         if (code) return sendError(res, code, TRANSACTION_ERROR[status]);
@@ -858,7 +929,7 @@ export function createHandler(pool: Pool, log: (message: string) => void = conso
     pool.execute('statement', [String(id)], (err, rows) =>
       guarded(res, () => {
         if (err) return sendDatabaseError(res, err, log);
-        const body = rows[0]?.[0] as string | null;
+        const body = (jsonIn === 'node' ? statementBody(rows) : rows[0]?.[0]) as string | null;
         if (body) send(res, 200, body);
         else sendError(res, 404, 'client not found');
       }),
@@ -938,11 +1009,12 @@ export async function main(config: Config = readConfig()): Promise<void> {
   const name = process.env.INSTANCE_NAME || `api:${process.pid}`;
   const log = (message: string): void => console.error(`[${name}] ${message}`);
 
-  const pool = new Pool(config.database, config.poolSize, config.maxQueue, log, config.queryTimeoutMs);
+  const statements = config.jsonIn === 'node' ? PLAIN_STATEMENTS : STATEMENTS;
+  const pool = new Pool(config.database, config.poolSize, config.maxQueue, log, config.queryTimeoutMs, statements, config.pgCalls === 'sync');
   await connect(pool, config, log);
   warmParser();
 
-  const server = http.createServer(createHandler(pool, log));
+  const server = http.createServer(createHandler(pool, log, config.jsonIn));
   // Keep-alive from nginx should outlive nginx's own idle timeout, so the proxy, not us,
   // decides when an upstream connection closes (avoids a race on reused sockets).
   server.keepAliveTimeout = 75_000;
@@ -964,7 +1036,8 @@ export async function main(config: Config = readConfig()): Promise<void> {
     }
   });
   const address = config.socketPath || `${config.host}:${(server.address() as AddressInfo).port}`;
-  log(`listening on ${address} (pool ${config.poolSize})`);
+  const variants = `${config.pgCalls === 'sync' ? ', PG_CALLS=sync' : ''}${config.jsonIn === 'node' ? ', JSON_IN=node' : ''}`;
+  log(`listening on ${address} (pool ${config.poolSize}${variants})`);
 
   // Drain: stop accepting (nginx's new connections fail and go to the other instance), answer
   // what arrives on open connections with Connection: close, then close the idle ones and wait
