@@ -190,7 +190,12 @@ export function parseMemory(value: unknown): number {
 
 /** Every service's deploy.resources.limits, with YAML merge keys resolved as compose does. */
 export function readComposeLimits(file: string): Record<string, Limit> {
-  const doc = parseDocument(fs.readFileSync(file, 'utf8'), { merge: true });
+  return parseComposeLimits(fs.readFileSync(file, 'utf8'), file);
+}
+
+/** readComposeLimits of a compose file's text (`file` names it in errors). */
+export function parseComposeLimits(text: string, file: string): Record<string, Limit> {
+  const doc = parseDocument(text, { merge: true });
   if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors[0].message}`);
   const services = (doc.toJS() as { services?: Record<string, { deploy?: { resources?: { limits?: { cpus?: unknown; memory?: unknown } } } }> }).services;
   if (!services) throw new Error(`${file} has no services`);
