@@ -32,7 +32,11 @@ export interface Config {
   database: string;
   /** Connections per instance. Each request holds one for a single round trip. */
   poolSize: number;
-  /** Requests allowed to wait for a connection before new ones get 503. */
+  /**
+   * Requests allowed to wait for a connection before new ones get 503: overload gets fast,
+   * explicit refusals rather than a queue that only grows. Behind nginx (max_conns=128 per
+   * instance) it is never reached; it bounds clients that connect to the socket directly.
+   */
   maxQueue: number;
   /** A database call unanswered for this long means a dead connection: 503, and reconnect. */
   queryTimeoutMs: number;
@@ -76,7 +80,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST || '0.0.0.0',
     database: env.DATABASE_URL || 'host=/var/run/postgresql user=postgres dbname=postgres',
     poolSize: int('POOL_SIZE', 3, 1),
-    maxQueue: int('MAX_QUEUE', 2000, 0),
+    maxQueue: int('MAX_QUEUE', 256, 0),
     queryTimeoutMs: int('QUERY_TIMEOUT_MS', 2000, 100),
     drainMs: int('DRAIN_MS', 5000, 0),
     startupTimeoutMs: int('STARTUP_TIMEOUT_MS', 30000, 0),

@@ -1,5 +1,5 @@
 // The fast chaos scenarios (npm run chaos -- <scenario> runs the full ones): an API SIGKILLed and
-// the postmaster SIGKILLed under the official peak rate for 12 s, and the safe PostgreSQL
+// the postmaster SIGKILLed under the official peak rate for 12 s, 10x the peak for 8 s, and the safe PostgreSQL
 // profile losing nothing acknowledged when every PostgreSQL process is SIGKILLed at once. Each
 // scenario starts its own stack (ports 29xxx/59xxx, .stack-chaos-*) and stops it.
 
@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { ChaosStack, report, type Verdict } from '../chaos/common';
 import { SAFE_SETTINGS, crashOnce } from '../chaos/durability';
 import { killApi } from '../chaos/kill-api';
+import { overload } from '../chaos/overload';
 import { pgFault } from '../chaos/pg-fault';
 
 const log = (line: string): void => console.log(line);
@@ -53,4 +54,19 @@ test('durability: with postgresql.safe.conf, a SIGKILL of every PostgreSQL proce
   } finally {
     stack.down();
   }
+});
+
+test('overload: 10x the peak rate for 8 s: every rejection an explicit, fast 503, nothing OOM-killed or restarted, nothing lost', async () => {
+  const v = await overload({ durationS: 8, quiet: true, log });
+  show(v);
+  // How soon the p99 settles afterwards depends on the machine's noise; the full scenario
+  // reports it. Everything else must hold every time.
+  assert.deepEqual(v.reasons.filter((r) => !/back to normal/.test(r)), []);
+  const statuses = v.numbers.overloadStatuses as Record<string, number>;
+  assert.ok((statuses['200'] ?? 0) > 1000, `served during the overload: ${JSON.stringify(statuses)}`);
+  const books = v.numbers.books as { lost: number; duplicates: number; auditFailures: number; appliedUnacknowledged: number };
+  assert.equal(books.lost, 0);
+  assert.equal(books.duplicates, 0);
+  assert.equal(books.auditFailures, 0);
+  assert.equal(books.appliedUnacknowledged, 0);
 });
