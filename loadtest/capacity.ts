@@ -58,8 +58,8 @@ export interface CapacityOptions {
   quick: boolean;
   out: string;
   targets: TargetName[];
-  /** rates of pgbench's rate-limited (-R) steps, after its full-speed step */
-  dbRates: number[];
+  /** rates of pgbench's rate-limited (-R) steps after its full-speed step; 'auto': fractions of the full speed */
+  dbRates: number[] | 'auto';
   dbClients: number;
   /** idle time between steps, so queues drain and the next step starts from rest */
   pauseSeconds: number;
@@ -71,9 +71,13 @@ export interface CapacityOptions {
 
 /** Brackets the knee of the real stack (~1,500-2,500 req/s here) and of the HTTP-only baseline (~3,000-5,000). */
 export const DEFAULT_STEPS = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 5000, 6000];
-export const DEFAULT_DB_RATES = [5000, 10000, 15000, 20000, 25000];
+/**
+ * pgbench -R steps as fractions of the full speed just measured: a fixed list is either too low to
+ * find the knee or, when the machine is busy, entirely above it.
+ */
+export const DB_RATE_FRACTIONS = [0.25, 0.5, 0.7, 0.85, 1];
 const QUICK_STEPS = [300, 600, 1200];
-const QUICK_DB_RATES = [1000];
+const QUICK_DB_RATE_FRACTIONS = [0.5];
 const DEFAULT_PORT_BASE = 31100;
 
 export const USAGE = `usage: npm run capacity -- [options]
@@ -84,7 +88,7 @@ export const USAGE = `usage: npm run capacity -- [options]
   --out DIR            reports root (default reports/): writes DIR/capacity-<timestamp>/
   --no-baselines       only the real stack (same as --only api)
   --only api|http|db   one target: the real stack, the HTTP-only baseline or the database-only baseline
-  --db-rates LIST      pgbench -R steps after its full-speed step (default ${DEFAULT_DB_RATES.join(',')}; quick ${QUICK_DB_RATES.join(',')})
+  --db-rates LIST|auto pgbench -R steps after its full-speed step; auto: ${DB_RATE_FRACTIONS.join(', ')} x its full speed (quick ${QUICK_DB_RATE_FRACTIONS.join(', ')}); '' for none
   --db-clients N       pgbench clients (default 6: two APIs x POOL_SIZE 3)
   --pause-seconds S    rest between steps (default 2; quick 1)
   --timeout-ms MS      per-request timeout (default 5000)
@@ -168,7 +172,7 @@ export function parseCapacityArgs(argv: string[]): CapacityOptions {
     quick,
     out: path.resolve(values.out ?? DEFAULT_REPORTS_DIR),
     targets,
-    dbRates: values['db-rates'] !== undefined ? (values['db-rates'] === '' ? [] : parseSteps(values['db-rates'])) : quick ? QUICK_DB_RATES : DEFAULT_DB_RATES,
+    dbRates: values['db-rates'] === undefined || values['db-rates'] === 'auto' ? 'auto' : values['db-rates'] === '' ? [] : parseSteps(values['db-rates']),
     dbClients: positive('--db-clients', values['db-clients'], 6, true),
     pauseSeconds: values['pause-seconds'] === '0' ? 0 : positive('--pause-seconds', values['pause-seconds'], quick ? 1 : 2),
     timeoutMs: positive('--timeout-ms', values['timeout-ms'], 5000, true),
@@ -329,6 +333,12 @@ export function pgbenchLatencies(lines: Iterable<string>): PgbenchLatencies {
     latencyMs: { p50: at(all, 50), p90: at(all, 90), p99: at(all, 99), max: all.totalCount ? ms(all.maxValue) : 0, mean: all.totalCount ? ms(all.mean) : 0 },
     byScript: Object.fromEntries(SCRIPT_NAMES.map((name, i) => [name, { count: per[i].totalCount, p50: at(per[i], 50), p99: at(per[i], 99) }])),
   };
+}
+
+/** -R rates at fractions of a measured full speed, rounded down to hundreds, ascending, distinct. */
+export function autoDbRates(fullTps: number, fractions: readonly number[]): number[] {
+  const rates = fractions.map((f) => Math.floor((fullTps * f) / 100) * 100).filter((r) => r > 0);
+  return [...new Set(rates)].sort((a, b) => a - b);
 }
 
 /** docker-compose.yml with the database's CPU limit raised (the other services keep theirs). */
@@ -588,7 +598,8 @@ async function measureDbTarget(run: number, o: CapacityOptions, log: (line: stri
     const state = await stack.up();
     result.full = await runPgbench(state, o, undefined, workDir);
     log(pgbenchLine(prefix, result.full));
-    for (const rate of o.dbRates) {
+    const rates = o.dbRates === 'auto' ? autoDbRates(result.full.tps, o.quick ? QUICK_DB_RATE_FRACTIONS : DB_RATE_FRACTIONS) : o.dbRates;
+    for (const rate of rates) {
       await sleep(o.pauseSeconds * 1000);
       const step = await runPgbench(state, o, rate, workDir);
       result.rated.push(step);
@@ -627,7 +638,7 @@ export function formatCapacitySummary(s: CapacitySummary): string {
   if (s.http) lines.push(`  HTTP only:         ${fmtSpread(s.http.capacity, 'req/s')}`);
   if (s.db) {
     lines.push(`  DB only, full:     ${fmtSpread(s.db.fullSpeedTps, 'tps')}`);
-    if (s.options.dbRates.length) lines.push(`  DB only, p99<=${TARGET_P99_MS}:  ${fmtSpread(s.db.capacity, 'tps')}`);
+    if (s.db.capacity.median !== null) lines.push(`  DB only, p99<=${TARGET_P99_MS}:  ${fmtSpread(s.db.capacity, 'tps')}`);
   }
   const fr = (label: string, v: number | null): void => {
     if (v !== null) lines.push(`  ${label}${v.toFixed(3)}`);
@@ -659,7 +670,7 @@ export async function runCapacity(o: CapacityOptions, log: (line: string) => voi
   if (o.targets.includes('db')) {
     const dbRuns = runs.db as DbRun[];
     const ok = dbRuns.filter((r) => !r.error);
-    db = { name: 'db', title: TITLES.db, runs: dbRuns, fullSpeedTps: spread(ok.filter((r) => r.full).map((r) => r.full!.tps)), capacity: spread(o.dbRates.length ? ok.map((r) => r.capacity) : []) };
+    db = { name: 'db', title: TITLES.db, runs: dbRuns, fullSpeedTps: spread(ok.filter((r) => r.full).map((r) => r.full!.tps)), capacity: spread(ok.filter((r) => r.rated.length).map((r) => r.capacity)) };
   }
   const id = `capacity-${startedAt.toISOString().replace(/[:]/g, '-').replace(/\.\d+Z$/, 'Z')}`;
   const { out, ...options } = o;

@@ -14,6 +14,7 @@ import {
   DEFAULT_STEPS,
   PGBENCH_SCRIPTS,
   UsageError,
+  autoDbRates,
   capacityOf,
   composeWithDbCpus,
   failedBelow,
@@ -64,6 +65,8 @@ describe('options', () => {
     assert.deepEqual(parseCapacityArgs(['--only', 'db']).targets, ['db']);
     assert.deepEqual(parseCapacityArgs(['--no-baselines']).targets, ['api']);
     assert.deepEqual(parseCapacityArgs(['--db-rates', '']).dbRates, []);
+    assert.equal(parseCapacityArgs([]).dbRates, 'auto');
+    assert.deepEqual(parseCapacityArgs(['--db-rates', '2000,1000']).dbRates, [1000, 2000]);
     assert.equal(parseCapacityArgs(['--pause-seconds', '0']).pauseSeconds, 0);
     assert.throws(() => parseCapacityArgs(['--only', 'nginx']), /--only must be one of/);
     assert.throws(() => parseCapacityArgs(['--no-baselines', '--only', 'db']), /contradicts/);
@@ -169,6 +172,12 @@ describe('database-only baseline', () => {
     assert.match(joined, /-R 5000/);
     assert.match(joined, /-T 15/);
     assert.ok(!pgbenchArgs({ socketDir: '/s', pgPort: 5, clients: 6, seconds: 15, scriptDir: '/d', logPrefix: '/d/log' }).includes('-R'));
+  });
+
+  it('automatic -R steps bracket the full speed just measured', () => {
+    assert.deepEqual(autoDbRates(9876, [0.25, 0.5, 0.7, 0.85, 1]), [2400, 4900, 6900, 8300, 9800]);
+    assert.deepEqual(autoDbRates(150, [0.25, 0.5, 1]), [100]);
+    assert.deepEqual(autoDbRates(50, [0.5]), []);
   });
 
   it("pgbench's report and per-transaction logs", () => {
