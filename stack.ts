@@ -256,6 +256,13 @@ export interface Usage {
    * shared pages (the node binary, libraries) that the cgroup charges to whoever touched them first.
    */
   peakRssBytes?: number;
+  /**
+   * CFS periods (100 ms) in which the group used up its CPU quota, and the time its processes
+   * then waited (cpu.stat). A throttled period stalls whatever the component was doing for the
+   * rest of it: the usual cause of latency spikes of tens of milliseconds inside the envelope.
+   */
+  throttledPeriods?: number;
+  throttledSeconds?: number;
 }
 
 /** Where each v1 controller is mounted and this process's own group in it. */
@@ -382,9 +389,20 @@ function readGroupUsage(name: string, group: CgroupPaths, limit?: Limit): Usage 
     cpuSeconds: readNumber(path.join(group.cpuacct, 'cpuacct.usage')) / 1e9,
     peakMemoryBytes: readNumber(path.join(group.memory, 'memory.max_usage_in_bytes')),
     oomKills: oom ? Number(oom[1]) : 0,
+    ...readThrottling(group.cpu),
     cpuLimit: limit?.cpus,
     memoryLimitBytes: limit?.memoryBytes,
   };
+}
+
+function readThrottling(cpuGroup: string): Pick<Usage, 'throttledPeriods' | 'throttledSeconds'> {
+  try {
+    const stat = fs.readFileSync(path.join(cpuGroup, 'cpu.stat'), 'utf8');
+    const field = (key: string): number => Number(new RegExp(`^${key} (\\d+)`, 'm').exec(stat)?.[1] ?? NaN);
+    return { throttledPeriods: field('nr_throttled'), throttledSeconds: field('throttled_time') / 1e9 };
+  } catch {
+    return {};
+  }
 }
 
 /** VmHWM of a live process, in bytes; undefined once it has exited. */
@@ -418,8 +436,9 @@ export function formatUsage(usage: Usage[]): string {
     const limit = u.memoryLimitBytes ? ` of ${u.memoryLimitBytes / MiB} MB` : '';
     const cpu = u.cpuLimit ? ` (limit ${u.cpuLimit} CPU)` : '';
     const oom = u.oomKills > 0 ? `  OOM kills: ${u.oomKills}` : '';
+    const throttled = u.throttledPeriods ? `, CPU-throttled in ${u.throttledPeriods} periods (${u.throttledSeconds!.toFixed(2)} s waited)` : '';
     const rss = u.peakRssBytes ? `, peak RSS ${(u.peakRssBytes / MiB).toFixed(1)} MB` : '';
-    return `  ${u.name.padEnd(6)} peak memory ${memory}${limit}${rss}, CPU ${u.cpuSeconds.toFixed(2)} s${cpu}${oom}`;
+    return `  ${u.name.padEnd(6)} peak memory ${memory}${limit}${rss}, CPU ${u.cpuSeconds.toFixed(2)} s${cpu}${throttled}${oom}`;
   });
   return rows.join('\n');
 }

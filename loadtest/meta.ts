@@ -68,6 +68,8 @@ export interface RawUsage {
   memoryLimitBytes?: number;
   oomKills?: number;
   peakRssBytes?: number;
+  throttledPeriods?: number;
+  throttledSeconds?: number;
 }
 
 /**
@@ -102,6 +104,8 @@ export function usageDuring(before: RawUsage[] | undefined, after: RawUsage[] | 
       memoryLimitBytes: u.memoryLimitBytes,
       peakRssBytes: u.peakRssBytes,
       oomKills: u.oomKills === undefined ? undefined : Math.max(0, u.oomKills - (b?.oomKills ?? 0)),
+      throttledPeriods: u.throttledPeriods === undefined ? undefined : u.throttledPeriods - (b?.throttledPeriods ?? 0),
+      throttledSeconds: u.throttledSeconds === undefined ? undefined : u.throttledSeconds - (b?.throttledSeconds ?? 0),
     };
   });
 }

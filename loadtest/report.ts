@@ -204,7 +204,7 @@ export function renderReport(s: RunSummary): string {
   const usage =
     s.usage && s.usage.length
       ? htmlTable([
-          ['component', 'CPU s during the run', 'average cores', 'CPU limit', 'peak memory (cgroup)', 'memory limit', 'peak RSS (main process)', 'OOM kills'],
+          ['component', 'CPU s during the run', 'average cores', 'CPU limit', 'peak memory (cgroup)', 'memory limit', 'peak RSS (main process)', 'OOM kills', 'CPU-throttled 100 ms periods (time waited)'],
           ...s.usage.map((u) => usageCells(u).map(esc)),
         ])
       : '<p class="muted">Not available (stack.ts readUsage absent or returned nothing, e.g. a stack without limits, or a target that is not the local stack).</p>';

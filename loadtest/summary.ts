@@ -15,6 +15,9 @@ export interface UsageRow {
   oomKills?: number;
   /** peak RSS of the component's main process (the APIs), which counts shared pages the cgroup may not */
   peakRssBytes?: number;
+  /** CFS periods in which the component ran out of CPU quota during the run, and the time it waited */
+  throttledPeriods?: number;
+  throttledSeconds?: number;
 }
 
 export interface AuditResult {
@@ -96,6 +99,7 @@ export function usageCells(u: UsageRow): string[] {
     fmtBytes(u.memoryLimitBytes),
     u.peakRssBytes === undefined ? '-' : fmtBytes(u.peakRssBytes),
     u.oomKills === undefined ? '-' : String(u.oomKills),
+    u.throttledPeriods === undefined ? '-' : `${u.throttledPeriods} (${((u.throttledSeconds ?? 0) * 1000).toFixed(0)} ms)`,
   ];
 }
 
@@ -200,7 +204,7 @@ export function formatSummary(s: RunSummary): string {
     lines.push(section('Resource usage (stack readUsage)'));
     lines.push(
       ...table([
-        ['component', 'cpu s', 'avg cores', 'cpu limit', 'peak memory', 'memory limit', 'peak RSS', 'OOM kills'],
+        ['component', 'cpu s', 'avg cores', 'cpu limit', 'peak memory', 'memory limit', 'peak RSS', 'OOM kills', 'throttled periods (wait)'],
         ...s.usage.map(usageCells),
       ]).map((l) => `> ${l}`),
     );

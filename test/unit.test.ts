@@ -790,7 +790,7 @@ describe('readConfig', () => {
       host: '0.0.0.0',
       database: 'host=/var/run/postgresql user=postgres dbname=postgres',
       poolSize: 3,
-      maxQueue: 2000,
+      maxQueue: 256,
       queryTimeoutMs: 2000,
       drainMs: 5000,
       startupTimeoutMs: 30000,
