@@ -156,11 +156,12 @@ ${card('CPU per component against offered rate', 'Median over runs of CPU-second
 
 function loadTable(t: LoadTarget): string {
   const names = [...new Set(t.runs.flatMap((r) => r.steps.flatMap((s) => s.components.map((c) => c.name))))];
-  const head = ['run', 'offered /s', 'sent', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'statuses', 'lag p99 / max ms', ...names.map((n) => `${n} CPU`), 'gen CPU', 'CPU ms/req', ...names.map((n) => `${n} peak MB`), 'API RSS MB', 'verdict'];
+  const head = ['run', 'offered /s', 'verdict', 'sent', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'statuses', 'lag p99 / max ms', ...names.map((n) => `${n} CPU`), 'gen CPU', 'CPU ms/req', ...names.map((n) => `${n} peak MB`), 'API RSS MB'];
   const rows = t.runs.flatMap((r) =>
     r.steps.map((s) => [
       String(r.run),
       int(s.ratePerS),
+      verdictCell(s.verdict, s.reasons),
       int(s.sent),
       fmt(s.latencyMs.p50),
       fmt(s.latencyMs.p99),
@@ -174,7 +175,6 @@ function loadTable(t: LoadTarget): string {
       fmt(s.components.reduce((a, c) => a + c.cpuMsPerRequest, 0), 3),
       ...names.map((n) => mb(s.components.find((c) => c.name === n)?.peakMemoryBytes)),
       s.components.filter((c) => c.rssBytes).map((c) => mb(c.rssBytes)).join(' / ') || '–',
-      verdictCell(s.verdict, s.reasons),
     ]),
   );
   const runs = t.runs
@@ -192,6 +192,7 @@ function dbSection(t: DbTarget): string {
   const row = (run: number, s: PgbenchStep): string[] => [
     String(run),
     s.rate === null ? 'full speed' : int(s.rate),
+    verdictCell(s.verdict, s.reasons),
     String(s.clients),
     int(s.tps),
     int(s.transactions),
@@ -203,9 +204,8 @@ function dbSection(t: DbTarget): string {
     fmt(s.db?.cpuUtil),
     fmt(s.db?.cpuMsPerRequest, 3),
     Object.entries(s.byScript).map(([k, v]) => `${k} ${fmt(v.p99, 2)}`).join(', '),
-    verdictCell(s.verdict, s.reasons),
   ];
-  const head = ['run', '-R rate', 'clients', 'tps', 'transactions', 'failed', 'p50 ms', 'p99 ms', 'max ms', 'lag mean / max ms', 'db CPU', 'db CPU ms/tx', 'p99 by script (ms)', 'verdict'];
+  const head = ['run', '-R rate', 'verdict', 'clients', 'tps', 'transactions', 'failed', 'p50 ms', 'p99 ms', 'max ms', 'lag mean / max ms', 'db CPU', 'db CPU ms/tx', 'p99 by script (ms)'];
   const rows = t.runs.flatMap((r) => [...(r.full ? [row(r.run, r.full)] : []), ...r.rated.map((s) => row(r.run, s))]);
   const errors = t.runs.filter((r) => r.error).map((r) => `<li class="ko">run ${r.run}: ${esc(r.error!.split('\n')[0])}</li>`).join('');
   return `${errors ? `<ul>${errors}</ul>` : ''}${table([head, ...rows])}`;
