@@ -794,6 +794,7 @@ describe('readConfig', () => {
       queryTimeoutMs: 2000,
       drainMs: 5000,
       startupTimeoutMs: 30000,
+      warmUpRequests: 1000,
       pgCalls: 'async',
       jsonIn: 'postgres',
     });
@@ -818,6 +819,7 @@ describe('readConfig', () => {
         QUERY_TIMEOUT_MS: '750',
         DRAIN_MS: '250',
         STARTUP_TIMEOUT_MS: '1500',
+        WARM_UP_REQUESTS: '0',
         PG_CALLS: 'sync',
         JSON_IN: 'node',
       }),
@@ -831,6 +833,7 @@ describe('readConfig', () => {
         queryTimeoutMs: 750,
         drainMs: 250,
         startupTimeoutMs: 1500,
+        warmUpRequests: 0,
         pgCalls: 'sync',
         jsonIn: 'node',
       },
