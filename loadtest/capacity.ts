@@ -615,7 +615,7 @@ async function measureDbTarget(run: number, o: CapacityOptions, log: (line: stri
     fs.rmSync(workDir, { recursive: true, force: true });
   }
   result.capacity = capacityOf(result.rated.map((s) => ({ ratePerS: s.rate ?? 0, verdict: s.verdict ?? 'FAIL' })));
-  log(`${prefix} full speed ${result.full ? Math.round(result.full.tps) : '-'} tps; at p99 <= ${TARGET_P99_MS} ms: ${result.capacity} tps`);
+  log(`${prefix} full speed ${result.full ? Math.round(result.full.tps) : '-'} tps${result.rated.length ? `; at p99 <= ${TARGET_P99_MS} ms: ${result.capacity} tps` : ''}`);
   return result;
 }
 
@@ -657,7 +657,9 @@ export async function runCapacity(o: CapacityOptions, log: (line: string) => voi
   const startedAt = new Date();
   const runs: Record<TargetName, (LoadRun | DbRun)[]> = { api: [], http: [], db: [] };
   const set = CONFIG_ENV.filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`);
-  log(`[capacity] targets ${o.targets.join(', ')}; ${o.runs} run(s); steps ${o.steps.join(', ')} req/s, ${o.stepSeconds} s each; official mix, new connection per request${set.length ? `; ${set.join(' ')}` : ''}`);
+  const load = o.targets.some((t) => t !== 'db') ? `; steps ${o.steps.join(', ')} req/s, official mix, new connection per request` : '';
+  const pgbench = o.targets.includes('db') ? `; pgbench -R ${o.dbRates === 'auto' ? 'at fractions of its full speed' : o.dbRates.join(', ') || 'none'}` : '';
+  log(`[capacity] targets ${o.targets.join(', ')}; ${o.runs} run(s) of ${o.stepSeconds} s steps${load}${pgbench}${set.length ? `; ${set.join(' ')}` : ''}`);
   for (let run = 1; run <= o.runs; run++) {
     for (const target of o.targets) {
       if (target === 'db') runs.db.push(await measureDbTarget(run, o, log));
