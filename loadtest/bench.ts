@@ -166,6 +166,11 @@ export interface StepRecord {
   cpuMsPerRequest: { db: number; api: number; nginx: number; total: number } | null;
   /** CPU-seconds per second of each component during the step */
   cpuUtil: Record<string, number>;
+  /**
+   * Cores busy on the machine during the step beyond the stack and the generator: other
+   * processes sharing it (null where /proc/stat is unreadable). Shown so a noisy step is seen.
+   */
+  otherCores: number | null;
 }
 
 /** A measurement that produced no steps (e.g. the stack failed to start). */
@@ -175,7 +180,26 @@ export interface FailedMeasurement {
   error: string;
 }
 
-export function stepRecord(round: number, variant: string, m: MeasuredStep): StepRecord {
+/** Busy and total CPU time of the whole machine so far, in seconds (USER_HZ is 100 on Linux). */
+export function machineCpu(stat: string): { busy: number; total: number } | undefined {
+  const line = /^cpu\s+(.+)$/m.exec(stat);
+  if (!line) return undefined;
+  const ticks = line[1].trim().split(/\s+/).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is already counted in user).
+  const total = ticks.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = ticks[3] + (ticks[4] ?? 0);
+  return { busy: (total - idle) / 100, total: total / 100 };
+}
+
+function readMachineCpu(): { busy: number; total: number } | undefined {
+  try {
+    return machineCpu(fs.readFileSync('/proc/stat', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+export function stepRecord(round: number, variant: string, m: MeasuredStep, machineBusyCores: number | null = null): StepRecord {
   const cpu = (name: string): number => m.components.find((c) => c.name === name)?.cpuMsPerRequest ?? 0;
   const r3 = (x: number): number => Math.round(x * 1000) / 1000;
   const cpuMsPerRequest = m.usageMeasured
@@ -197,6 +221,10 @@ export function stepRecord(round: number, variant: string, m: MeasuredStep): Ste
     generatorCpuUtil: m.generatorCpuUtil,
     cpuMsPerRequest,
     cpuUtil: Object.fromEntries(m.components.map((c) => [c.name, c.cpuUtil])),
+    otherCores:
+      machineBusyCores === null || !m.usageMeasured
+        ? null
+        : r3(Math.max(0, machineBusyCores - m.generatorCpuUtil - m.components.reduce((sum, c) => sum + c.cpuUtil, 0))),
   };
 }
 
@@ -224,6 +252,8 @@ export interface SummaryRow {
   /** every step's lag was invalid: the medians use them anyway, flagged */
   allInvalid: boolean;
   values: Record<MetricKey, Spread>;
+  /** cores used by other processes on the machine during these steps (see StepRecord) */
+  otherCores: Spread;
   /** median / baseline median at the same rate (null: no baseline, or the baseline's is 0) */
   ratio: Record<MetricKey, number | null>;
 }
@@ -237,7 +267,8 @@ export function summarize(records: StepRecord[], variants: Pick<Variant, 'name' 
       const valid = all.filter((r) => r.lagValid);
       const used = valid.length > 0 ? valid : all;
       const values = Object.fromEntries(METRICS.map((m) => [m.key, spread(used.map(m.get))])) as Record<MetricKey, Spread>;
-      rows.push({ variant: v.name, baseline: v.baseline, rate, steps: all.length, valid: valid.length, allInvalid: all.length > 0 && valid.length === 0, values, ratio: {} as Record<MetricKey, number | null> });
+      const otherCores = spread(used.map((r) => r.otherCores ?? NaN));
+      rows.push({ variant: v.name, baseline: v.baseline, rate, steps: all.length, valid: valid.length, allInvalid: all.length > 0 && valid.length === 0, values, otherCores, ratio: {} as Record<MetricKey, number | null> });
     }
     const base = rows.find((r) => r.rate === rate && r.baseline);
     for (const row of rows.filter((r) => r.rate === rate)) {
@@ -273,17 +304,19 @@ const flag = (row: SummaryRow): string => (row.allInvalid ? ' !!' : row.valid < 
 
 /** Rows of cells for the ratio table: one per variant and rate. */
 export function ratioTable(rows: SummaryRow[]): string[][] {
-  const head = ['rate', 'variant', 'n', ...METRICS.map((m) => m.label)];
+  const head = ['rate', 'variant', 'n', ...METRICS.map((m) => m.label), 'other'];
   const body = rows.map((row) => {
     const base = rows.find((r) => r.rate === row.rate && r.baseline);
-    return [String(row.rate), row.variant + (row.baseline ? ' (base)' : ''), `${row.valid}/${row.steps}${flag(row)}`, ...METRICS.map((m) => (row.baseline ? numFor(m.key, row.values[m.key].median) : formatRatio(row, base, m.key)))];
+    const cells = METRICS.map((m) => (row.baseline ? numFor(m.key, row.values[m.key].median) : formatRatio(row, base, m.key)));
+    return [String(row.rate), row.variant + (row.baseline ? ' (base)' : ''), `${row.valid}/${row.steps}${flag(row)}`, ...cells, num(row.otherCores.median)];
   });
   return [head, ...body];
 }
 
 export function valueTable(rows: SummaryRow[]): string[][] {
-  const head = ['rate', 'variant', 'n', ...METRICS.map((m) => m.label)];
-  return [head, ...rows.map((row) => [String(row.rate), row.variant, `${row.valid}/${row.steps}${flag(row)}`, ...METRICS.map((m) => spreadText(m.key, row.values[m.key]))])];
+  const head = ['rate', 'variant', 'n', ...METRICS.map((m) => m.label), 'other'];
+  const cells = (row: SummaryRow): string[] => METRICS.map((m) => spreadText(m.key, row.values[m.key]));
+  return [head, ...rows.map((row) => [String(row.rate), row.variant, `${row.valid}/${row.steps}${flag(row)}`, ...cells(row), spreadText('p50', row.otherCores)])];
 }
 
 export function textTable(cells: string[][]): string {
@@ -300,7 +333,8 @@ export const LEGEND =
   'Latency in ms; CPU in ms per request (db, the two APIs together, nginx, total) from the cgroups. ' +
   'The baseline row shows its medians; other rows the ratio of their median to the baseline’s at the same rate (lower is better; ' +
   "for a baseline median of 0, the change, e.g. 0→12). n: steps with a valid generator lag / steps measured; '!' some and '!!' all " +
-  `had an invalid lag (p99 > ${LAG_LIMITS.p99Ms} ms or max > ${LAG_LIMITS.maxMs} ms) and are left out of the medians unless none is valid.`;
+  `had an invalid lag (p99 > ${LAG_LIMITS.p99Ms} ms or max > ${LAG_LIMITS.maxMs} ms) and are left out of the medians unless none is valid. ` +
+  'other: median cores that processes outside the stack and the generator used during the steps (another load on the machine).';
 
 // ---------------------------------------------------------------------------------------------
 // The stack
@@ -408,7 +442,8 @@ const timestamp = (d: Date): string => d.toISOString().replace(/\.\d+Z$/, '').re
 function stepLine(prefix: string, s: StepRecord): string {
   const cpu = s.cpuMsPerRequest ? `cpu/req db ${s.cpuMsPerRequest.db.toFixed(2)} api ${s.cpuMsPerRequest.api.toFixed(2)} nginx ${s.cpuMsPerRequest.nginx.toFixed(2)} = ${s.cpuMsPerRequest.total.toFixed(2)} ms` : 'cpu not measured';
   const lag = s.lagValid ? `lag p99 ${s.lagP99Ms.toFixed(1)}` : `LAG INVALID (${s.lagReasons.join('; ')})`;
-  return `${prefix} ${String(s.rate).padStart(5)}/s  p50 ${s.p50.toFixed(2)} p99 ${s.p99.toFixed(2)} max ${s.max.toFixed(1)} ms  err ${s.errors}  ${lag}  ${cpu}`;
+  const other = s.otherCores === null ? '' : `  other load ${s.otherCores.toFixed(2)} cores`;
+  return `${prefix} ${String(s.rate).padStart(5)}/s  p50 ${s.p50.toFixed(2)} p99 ${s.p99.toFixed(2)} max ${s.max.toFixed(1)} ms  err ${s.errors}  ${lag}  ${cpu}${other}`;
 }
 
 /** One variant in one round: a fresh stack, the warm-up, one step per rate, the stack stopped. */
@@ -423,8 +458,12 @@ async function measureOnce(o: { stack: BenchStack; rates: number[]; seconds: num
     for (let i = 0; i < o.rates.length; i++) {
       await sleep(PAUSE_S * 1000);
       // The same seed for every variant of a round: identical request sequences.
+      const cpu0 = readMachineCpu();
+      const t0 = performance.now();
       const m = await measuredStep(state, { port: stack.httpPort, ratePerS: o.rates[i], durationS: o.seconds, seed: o.seed * 1000 + o.round * 10 + i });
-      const record = stepRecord(o.round, o.variant, m);
+      const cpu1 = readMachineCpu();
+      const busyCores = cpu0 && cpu1 ? (cpu1.busy - cpu0.busy) / ((performance.now() - t0) / 1000) : null;
+      const record = stepRecord(o.round, o.variant, m, busyCores);
       steps.push(record);
       log(stepLine(o.prefix, record));
     }

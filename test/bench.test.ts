@@ -12,6 +12,7 @@ import {
   DEFAULT_BUDGET_S,
   estimateSeconds,
   formatRatio,
+  machineCpu,
   markdownTable,
   parseBenchArgs,
   planSeconds,
@@ -201,6 +202,14 @@ describe('experiments', () => {
   });
 });
 
+describe('machine CPU', () => {
+  it('busy and total seconds from /proc/stat', () => {
+    const stat = 'cpu  100 20 30 400 50 6 4 0 0 0\ncpu0 50 10 15 200 25 3 2 0 0 0\n';
+    assert.deepEqual(machineCpu(stat), { busy: 1.6, total: 6.1 });
+    assert.equal(machineCpu('nothing'), undefined);
+  });
+});
+
 describe('medians and ratios', () => {
   const step = (variant: string, round: number, p99: number, extra: Partial<StepRecord> = {}): StepRecord => ({
     round,
@@ -218,6 +227,7 @@ describe('medians and ratios', () => {
     generatorCpuUtil: 0.3,
     cpuMsPerRequest: { db: 0.4, api: 0.5, nginx: 0.2, total: 1.1 },
     cpuUtil: {},
+    otherCores: 0.1,
     ...extra,
   });
   const variants = [
