@@ -52,16 +52,24 @@ export interface BenchOptions {
 
 const DEFAULT_PORT_BASE = 32200;
 export const DEFAULT_BUDGET_S = 240;
-/** Start, stop and bookkeeping of one fresh stack, measured here: up ~2.5 s, down ~1.7 s. */
-export const STACK_OVERHEAD_S = 5;
+/**
+ * Start, stop and bookkeeping of one fresh stack: up ~2.5 s and down ~1.7 s on a quiet machine,
+ * 6.5-8 s in all on a busy one (first runs of every experiment).
+ */
+export const STACK_OVERHEAD_S = 7;
 /** Rest between steps of one measurement, so queues drain. */
 export const PAUSE_S = 1;
-/** Shortest and longest planned steps: below 4 s a p99 rests on too few requests. */
-export const STEP_SECONDS = { min: 4, max: 15 };
+/**
+ * Unmeasured load before the first step. Each API warms its own code before it listens
+ * (WARM_UP_REQUESTS); this second opens nginx's upstream connections and warms the database.
+ */
+export const DEFAULT_WARMUP_S = 1;
+/** Shortest and longest planned steps: below 3 s a p99 rests on too few requests. */
+export const STEP_SECONDS = { min: 3, max: 15 };
 
 /**
  * Seconds per step so that variants x rounds fresh-stack measurements fit the budget: two
- * variants get 15 s steps, five get 4 s.
+ * variants get 15 s steps, five get 3 s.
  */
 export function planSeconds(variants: number, rounds: number, rates: number, warmupS: number, budgetS = DEFAULT_BUDGET_S): number {
   const perMeasurement = budgetS / (variants * rounds);
@@ -80,7 +88,7 @@ export const USAGE = `usage: npm run bench -- <experiment>... | all | --list [op
   --rates LIST      offered rates in req/s, e.g. 1000,2000 (default ${DEFAULTS.rates.join(',')})
   --seconds S       seconds per rate (default: planned so one experiment takes about ${DEFAULT_BUDGET_S / 60} min, ${STEP_SECONDS.min}-${STEP_SECONDS.max} s)
   --rounds N        rounds of A B C …, a fresh stack per measurement (default ${DEFAULTS.rounds})
-  --warmup S        unmeasured warm-up per measurement at half the lowest rate (default 2; 0: none)
+  --warmup S        unmeasured warm-up per measurement at half the lowest rate (default ${DEFAULT_WARMUP_S}; 0: none)
   --out DIR         reports root (default reports/): writes DIR/bench/<experiment>-<timestamp>.{json,md}
   --seed N          payload seed (default 1)
   --port-base N     the stack's HTTP port; PostgreSQL's is N+30000 (default ${DEFAULT_PORT_BASE})`;
@@ -135,7 +143,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'list' {
     rates,
     seconds: values.seconds === undefined ? undefined : number('seconds', values.seconds, 0, 0.5, false),
     rounds: number('rounds', values.rounds, DEFAULTS.rounds, 1, true),
-    warmupS: number('warmup', values.warmup, 2, 0, false),
+    warmupS: number('warmup', values.warmup, DEFAULT_WARMUP_S, 0, false),
     out: path.resolve(values.out ?? DEFAULT_REPORTS_DIR),
     seed: number('seed', values.seed, 1, 0, true),
     portBase: number('port-base', values['port-base'], DEFAULT_PORT_BASE, 1024, true),
@@ -589,8 +597,8 @@ function listExperiments(): string {
   const sources = repoSources();
   return EXPERIMENTS.map((e) => {
     const variants = variantsOf(e, sources);
-    const seconds = planSeconds(variants.length, DEFAULTS.rounds, DEFAULTS.rates.length, 2);
-    const minutes = estimateSeconds(variants.length, DEFAULTS.rounds, DEFAULTS.rates.length, seconds, 2) / 60;
+    const seconds = planSeconds(variants.length, DEFAULTS.rounds, DEFAULTS.rates.length, DEFAULT_WARMUP_S);
+    const minutes = estimateSeconds(variants.length, DEFAULTS.rounds, DEFAULTS.rates.length, seconds, DEFAULT_WARMUP_S) / 60;
     const indent = ' '.repeat(17);
     return `${e.name.padEnd(17)}${e.title}\n${indent}${e.compares}\n${indent}variants: ${variants.map((v) => v.name).join(', ')}; default run ${seconds} s per rate, about ${minutes.toFixed(1)} min`;
   }).join('\n');

@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import {
   CONFIG_ENV,
   DEFAULT_BUDGET_S,
+  DEFAULT_WARMUP_S,
   estimateSeconds,
   formatRatio,
   machineCpu,
@@ -170,13 +171,15 @@ describe('experiments', () => {
   it('the default run of every experiment fits the budget', () => {
     for (const e of EXPERIMENTS) {
       const n = variantsOf(e, sources).length;
-      const seconds = planSeconds(n, DEFAULTS.rounds, DEFAULTS.rates.length, 2);
-      const total = estimateSeconds(n, DEFAULTS.rounds, DEFAULTS.rates.length, seconds, 2);
-      assert.ok(total <= DEFAULT_BUDGET_S * 1.1, `${e.name}: ${n} variants, ${seconds} s steps, ${total} s`);
-      assert.ok(seconds >= 4, e.name);
+      const seconds = planSeconds(n, DEFAULTS.rounds, DEFAULTS.rates.length, DEFAULT_WARMUP_S);
+      const total = estimateSeconds(n, DEFAULTS.rounds, DEFAULTS.rates.length, seconds, DEFAULT_WARMUP_S);
+      assert.ok(total <= DEFAULT_BUDGET_S, `${e.name}: ${n} variants, ${seconds} s steps, ${total} s`);
+      assert.ok(seconds >= 3, e.name);
     }
-    assert.equal(planSeconds(2, 3, 2, 2), 15);
-    assert.equal(planSeconds(5, 3, 2, 2), 4);
+    assert.equal(planSeconds(2, 3, 2, 1), 15);
+    assert.equal(planSeconds(4, 3, 2, 1), 5);
+    assert.equal(planSeconds(5, 3, 2, 1), 3);
+    assert.equal(planSeconds(20, 3, 2, 1), 3, 'never below the shortest step');
   });
 
   it('a variant’s environment: configuration variables cleared, paths resolved, generated files from the run directory', () => {
