@@ -56,7 +56,7 @@ export interface Experiment {
 /**
  * Two rates in the upper part of the stack's range. Not 2,000: there PostgreSQL needs about 0.51
  * CPU (0.255 ms per request, npm run bench -- all at commit fda77fe) against its 0.5 quota, so
- * every variant except a split that gives it more was measured in overload, shedding a third of
+ * every variant except a split that gives it more was measured in overload, shedding 10-50 % of
  * the requests with 503s, and latency compared queues rather than configurations.
  */
 export const DEFAULTS: ExperimentDefaults = { rates: [1000, 1500], rounds: 3 };

@@ -338,7 +338,8 @@ export function markdownTable(cells: string[][]): string {
 }
 
 export const LEGEND =
-  'Latency in ms; CPU in ms per request (db, the two APIs together, nginx, total) from the cgroups. ' +
+  'Latency in ms; CPU in ms per complete response (db, the two APIs together, nginx, total) from the cgroups; ' +
+  'a 503 costs little, so under overload CPU per request falls. ' +
   'The baseline row shows its medians; other rows the ratio of their median to the baseline’s at the same rate (lower is better; ' +
   "for a baseline median of 0, the change, e.g. 0→12). n: steps with a valid generator lag / steps measured; '!' some and '!!' all " +
   `had an invalid lag (p99 > ${LAG_LIMITS.p99Ms} ms or max > ${LAG_LIMITS.maxMs} ms) and are left out of the medians unless none is valid. ` +
