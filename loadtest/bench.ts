@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { readConfig } from '../server';
-import { readState, type StackState } from '../stack';
+import { alive, readState, type StackState } from '../stack';
 import { DEFAULTS, EXPERIMENTS, describeSplit, findExperiment, proportionalSplit, variantsOf, type Experiment, type Sources, type Split, type Variant } from './bench-variants';
 import { fraction, parseSteps, spread, type Spread } from './capacity';
 import { DEFAULT_REPORTS_DIR, REPO, gitInfo, machineInfo } from './meta';
@@ -46,6 +46,8 @@ export interface BenchOptions {
   seed: number;
   /** the stack's HTTP port; PostgreSQL's is this + 30000 */
   portBase: number;
+  /** given with --port-base: fail if another bench uses it, rather than take the next one */
+  portBaseExplicit?: boolean;
   /** target duration of one experiment's default run */
   budgetS: number;
 }
@@ -147,6 +149,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'list' {
     out: path.resolve(values.out ?? DEFAULT_REPORTS_DIR),
     seed: number('seed', values.seed, 1, 0, true),
     portBase: number('port-base', values['port-base'], DEFAULT_PORT_BASE, 1024, true),
+    portBaseExplicit: values['port-base'] !== undefined,
     budgetS: DEFAULT_BUDGET_S,
   };
 }
@@ -411,6 +414,39 @@ class BenchStack {
 /** The stack running now, stopped by a Ctrl-C. */
 let running: BenchStack | undefined;
 
+/**
+ * One bench per stack home. Starting a stack first stops whatever runs from its home, so two
+ * invocations on the same ports would stop each other's stacks: each claims its home with its
+ * pid, and a second one moves on to the next port base (or fails, when the port was given).
+ */
+export function claimHome(portBase: number, explicit: boolean): { portBase: number; home: string; release: () => void } {
+  for (let port = portBase; port < portBase + 20; port++) {
+    const home = path.join(REPO, `.stack-bench-${port}`);
+    const lock = path.join(home, 'bench.pid');
+    fs.mkdirSync(home, { recursive: true });
+    let owner = 0;
+    try {
+      owner = Number(fs.readFileSync(lock, 'utf8'));
+    } catch {
+      // unclaimed
+    }
+    if (owner && owner !== process.pid && alive(owner)) {
+      if (explicit) throw new Error(`another npm run bench (pid ${owner}) runs stacks from ${home}; choose another --port-base`);
+      continue;
+    }
+    fs.writeFileSync(lock, String(process.pid));
+    const release = (): void => {
+      try {
+        if (Number(fs.readFileSync(lock, 'utf8')) === process.pid) fs.rmSync(lock);
+      } catch {
+        // already gone
+      }
+    };
+    return { portBase: port, home, release };
+  }
+  throw new Error(`ports ${portBase}-${portBase + 19} are all taken by other npm run bench invocations`);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Running an experiment
 // ---------------------------------------------------------------------------------------------
@@ -504,19 +540,24 @@ export async function runExperiment(experiment: Experiment, o: BenchOptions, log
 
   const steps: StepRecord[] = [];
   const failures: FailedMeasurement[] = [];
-  const home = path.join(REPO, `.stack-bench-${o.portBase}`);
-  for (let round = 1; round <= o.rounds; round++) {
-    for (const v of variants) {
-      const prefix = `[${experiment.name} ${round}/${o.rounds}] ${v.name.padEnd(Math.max(...variants.map((x) => x.name.length)))}`;
-      const stack = new BenchStack(home, o.portBase, variantEnv(v, filesDir));
-      try {
-        steps.push(...(await measureOnce({ stack, rates: o.rates, seconds, warmupS: o.warmupS, seed: o.seed, round, variant: v.name, prefix }, log)));
-      } catch (err) {
-        const error = (err as Error).message;
-        failures.push({ round, variant: v.name, error });
-        log(`${prefix} FAILED: ${error}`);
+  const claim = claimHome(o.portBase, o.portBaseExplicit ?? true);
+  if (claim.portBase !== o.portBase) log(`[${experiment.name}] port ${o.portBase} is in use by another npm run bench; using ${claim.portBase}`);
+  try {
+    for (let round = 1; round <= o.rounds; round++) {
+      for (const v of variants) {
+        const prefix = `[${experiment.name} ${round}/${o.rounds}] ${v.name.padEnd(Math.max(...variants.map((x) => x.name.length)))}`;
+        const stack = new BenchStack(claim.home, claim.portBase, variantEnv(v, filesDir));
+        try {
+          steps.push(...(await measureOnce({ stack, rates: o.rates, seconds, warmupS: o.warmupS, seed: o.seed, round, variant: v.name, prefix }, log)));
+        } catch (err) {
+          const error = (err as Error).message;
+          failures.push({ round, variant: v.name, error });
+          log(`${prefix} FAILED: ${error}`);
+        }
       }
     }
+  } finally {
+    claim.release();
   }
 
   const summary = summarize(steps, variants, o.rates);

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import {
   CONFIG_ENV,
+  claimHome,
   DEFAULT_BUDGET_S,
   DEFAULT_WARMUP_S,
   estimateSeconds,
@@ -202,6 +203,32 @@ describe('experiments', () => {
     assert.throws(() => parseBenchArgs(['nope']), /unknown experiment/);
     assert.throws(() => parseBenchArgs([]), /name an experiment/);
     assert.throws(() => parseBenchArgs(['pool', '--rounds', '0']), /--rounds/);
+  });
+});
+
+describe('one bench per stack home', () => {
+  it('a home claimed by another live process is skipped, or refused when the port was given', () => {
+    const base = 32370;
+    const homes = [0, 1].map((i) => path.join(REPO, `.stack-bench-${base + i}`));
+    try {
+      fs.mkdirSync(homes[0], { recursive: true });
+      // The test runner's parent stands in for another bench: alive, and not us.
+      fs.writeFileSync(path.join(homes[0], 'bench.pid'), String(process.ppid));
+      const claim = claimHome(base, false);
+      assert.equal(claim.portBase, base + 1);
+      assert.equal(claim.home, homes[1]);
+      assert.equal(fs.readFileSync(path.join(homes[1], 'bench.pid'), 'utf8'), String(process.pid));
+      assert.throws(() => claimHome(base, true), /another npm run bench/);
+      claim.release();
+      assert.ok(!fs.existsSync(path.join(homes[1], 'bench.pid')));
+      // A claim left by a process that is gone is taken over.
+      fs.writeFileSync(path.join(homes[0], 'bench.pid'), '2147483646');
+      const again = claimHome(base, true);
+      assert.equal(again.portBase, base);
+      again.release();
+    } finally {
+      for (const home of homes) fs.rmSync(home, { recursive: true, force: true });
+    }
   });
 });
 
