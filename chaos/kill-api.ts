@@ -59,9 +59,12 @@ export async function killApi(options: ScenarioOptions = {}): Promise<Verdict> {
     v.lag(load);
     v.check(!restartError, restartError ?? '');
     v.check(!isAlive(victim), 'the killed api1 is gone');
-    // Only requests written to api1 may fail, as 502 (or a debit's 422, which is fine).
-    v.check(Object.keys(errs.byStatus).every((s) => s === '502'), `only 502s: ${JSON.stringify(errs.byStatus)}`);
-    v.check(errs.failed <= 20, `a handful of failures, not a blackout (${errs.failed})`);
+    // Requests written to api1 may fail, as 502 (or a debit's 422, which is fine). While api2
+    // alone carries the load it may reach its edge limit (nginx max_conns): those requests get
+    // a 503 and reached no instance.
+    v.check(Object.keys(errs.byStatus).every((s) => s === '502' || s === '503'), `only 502s and 503s: ${JSON.stringify(errs.byStatus)}`);
+    v.check((errs.byStatus['502'] ?? 0) <= 20, `a handful of requests cut by the kill (${errs.byStatus['502'] ?? 0} × 502)`);
+    v.check(errs.failed <= 100, `a handful of failures, not a blackout (${errs.failed})`);
     v.check(errs.windowMs <= 2000, `errors within 2 s of each other (${errs.windowMs} ms)`);
     // Rejoined: both instances' write counters move across a burst of fresh connections.
     const before = stack.apiWrites();

@@ -168,9 +168,12 @@ test('an API instance killed under load is restarted by the stack and rejoins ng
   // Only requests already written to api1 when it died may fail: in flight, or sent on a
   // kept-alive connection nginx had not yet seen close. nginx never replays a POST, so they get
   // 502 (and may or may not have been applied: assertBooks below checks only the 200s).
+  // While api2 alone carries the load it may reach its edge limit (nginx max_conns): those
+  // requests get a 503 and reached no instance.
   const failed = outcomes.length - (statuses[200] ?? 0);
-  assert.deepEqual(Object.keys(statuses).filter((s) => s !== '200' && s !== '502'), [], JSON.stringify(statuses));
-  assert.ok(failed <= 16, `a handful of requests failed, not a blackout: ${JSON.stringify(statuses)}`);
+  assert.deepEqual(Object.keys(statuses).filter((s) => s !== '200' && s !== '502' && s !== '503'), [], JSON.stringify(statuses));
+  assert.ok((statuses[502] ?? 0) <= 16, `a handful of requests cut by the kill: ${JSON.stringify(statuses)}`);
+  assert.ok(failed <= 100, `a handful of requests failed, not a blackout: ${JSON.stringify(statuses)}`);
   assert.match(stack.log, /api1 exited unexpectedly \(signal SIGKILL\)[\s\S]*restarting api1[\s\S]*api1 restarted/);
   // Both instances serve again: each one's write counter moves across a burst of fresh connections.
   stack.pids.api1 = fresh;
