@@ -640,12 +640,15 @@ export function formatCapacitySummary(s: CapacitySummary): string {
     lines.push(`  DB only, full:     ${fmtSpread(s.db.fullSpeedTps, 'tps')}`);
     if (s.db.capacity.median !== null) lines.push(`  DB only, p99<=${TARGET_P99_MS}:  ${fmtSpread(s.db.capacity, 'tps')}`);
   }
-  const fr = (label: string, v: number | null): void => {
+  // A fraction needs both sides. When the baseline was measured but passed no step (on a busy
+  // machine the generator's lag alone can invalidate every step), say so rather than go silent.
+  const fr = (label: string, v: number | null, baseline: Spread | undefined): void => {
     if (v !== null) lines.push(`  ${label}${v.toFixed(3)}`);
+    else if (s.api && baseline?.median === 0) lines.push(`  ${label}n/a (the baseline passed no step)`);
   };
-  fr('ours / HTTP only:             ', s.fractions.ofHttp);
-  fr('ours / DB only (full speed):  ', s.fractions.ofDbFullSpeed);
-  fr(`ours / DB only (p99<=${TARGET_P99_MS} ms):  `, s.fractions.ofDbCapacity);
+  fr('ours / HTTP only:             ', s.fractions.ofHttp, s.http?.capacity);
+  fr('ours / DB only (full speed):  ', s.fractions.ofDbFullSpeed, s.db?.fullSpeedTps);
+  fr(`ours / DB only (p99<=${TARGET_P99_MS} ms):  `, s.fractions.ofDbCapacity, s.db?.capacity);
   return lines.join('\n');
 }
 

@@ -283,6 +283,9 @@ describe('report', () => {
     const text = formatCapacitySummary(summary);
     assert.match(text, /ours \(api\): +500 req\/s +\[500–500\]/);
     assert.ok(!/HTTP only/.test(text));
+    // A baseline that was measured but passed no step: the fraction is explicitly unavailable.
+    const noPass = { ...summary, http: { name: 'http', title: 'http', runs: [], capacity: spread([0]) } } as unknown as CapacitySummary;
+    assert.match(formatCapacitySummary(noPass), /ours \/ HTTP only: +n\/a \(the baseline passed no step\)/);
   });
 
   it('xyChart places points by offered rate', () => {
@@ -309,7 +312,9 @@ describe('npm run capacity, end to end', () => {
     assert.match(output, /\[api 1\/1\] +100\/s .* (PASS|FAIL|INVALID)/);
     assert.match(output, /\[http 1\/1\] +200\/s /);
     assert.match(output, /\[db 1\/1\] +full speed +\d+ tps/);
-    assert.match(output, /ours \/ HTTP only: +\d/);
+    // Tiny steps on a shared machine: the HTTP-only baseline may pass no step (generator lag),
+    // and then the fraction is explicitly not available rather than a division by zero.
+    assert.match(output, /ours \/ HTTP only: +(\d|n\/a \(the baseline passed no step\))/);
     const dirs = fs.readdirSync(out).filter((d) => d.startsWith('capacity-'));
     assert.equal(dirs.length, 1);
     const s = JSON.parse(fs.readFileSync(path.join(out, dirs[0], 'capacity.json'), 'utf8')) as CapacitySummary;
@@ -326,6 +331,8 @@ describe('npm run capacity, end to end', () => {
       }
       assert.ok([0, 100, 200].includes(t.runs[0].capacity));
     }
+    const [ours, httpOnly] = [s.api!.capacity.median!, s.http!.capacity.median!];
+    assert.equal(s.fractions.ofHttp, httpOnly > 0 ? Math.round((ours / httpOnly) * 1000) / 1000 : null);
     // The HTTP-only stack never touched the database; the real one did.
     const dbCpu = (t: typeof s.api) => t!.runs[0].steps[1].components.find((c) => c.name === 'db')!.cpuUtil;
     assert.ok(dbCpu(s.http) < 0.02, `http-only db CPU ${dbCpu(s.http)}`);
