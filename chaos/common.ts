@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { LOAD_GROUPS, buildSchedule, randomClienteId, randomValor, seededRng, type LoadGroup, type Profile, type Rng } from '../loadtest/simulation';
 import { Recorder, lagVerdict, newHistogram, type LagStats } from '../loadtest/stats';
 import { httpExchange, pgQueries, type Target } from '../loadtest/io';
+import { arrivalCount, formatRequest, mixSequence, runStep, type PreparedRequests } from '../loadtest/open';
 import { alive } from '../stack';
 
 export const REPO = path.resolve(__dirname, '..', '..');
@@ -215,6 +216,13 @@ export interface LoadOptions {
   onStart?: (t0: number) => void;
   /** keep-alive agent instead of a new connection per request (the official model uses none) */
   agent?: http.Agent;
+  /**
+   * 'node-http' (default): node:http clients on three independent schedules, as the official test
+   * port does. 'raw-socket': loadtest/open.ts's generator, evenly spaced arrivals in the rates'
+   * proportions, at a fraction of the CPU per connection: what it takes for one Node process to
+   * offer thousands of new connections per second on a machine whose cores the stack shares.
+   */
+  generator?: 'node-http' | 'raw-socket';
 }
 
 export interface LoadResult {
@@ -257,6 +265,7 @@ export function descricaoFor(prefix: string, n: number): string {
  * the response times (loadtest/run.ts's runLoad, with per-request records kept).
  */
 export function runLoad(options: LoadOptions): Promise<LoadResult> {
+  if (options.generator === 'raw-socket') return runLoadRawSocket(options);
   const schedule = buildSchedule(constantProfile(options.rates, options.durationS));
   const rng: Rng = options.seed === undefined ? Math.random : seededRng(options.seed);
   const recorder = new Recorder();
@@ -313,6 +322,63 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
     };
     tick();
   });
+}
+
+/** The same load and the same records on raw sockets (see LoadOptions.generator). */
+async function runLoadRawSocket(options: LoadOptions): Promise<LoadResult> {
+  if (options.agent) throw new Error('the raw-socket generator opens a new connection per request; it takes no agent');
+  const { rates } = options;
+  const ratePerS = rates.debits + rates.credits + rates.statements;
+  const n = arrivalCount(ratePerS, options.durationS);
+  const rng: Rng = options.seed === undefined ? Math.random : seededRng(options.seed);
+  const kinds = mixSequence(rates, n);
+  const outcomes: RequestOutcome[] = new Array(n);
+  const texts: string[] = new Array(n);
+  const offsets = new Uint32Array(n + 1);
+  for (let i = 0; i < n; i++) {
+    // open.ts's kinds are debits, credits, statements: LOAD_GROUPS' order.
+    const group = LOAD_GROUPS[kinds[i]];
+    const client = randomClienteId(rng);
+    const o: RequestOutcome = { seq: i, group, method: group === 'extratos' ? 'GET' : 'POST', client, status: 0, scheduledMs: 0, startMs: 0, endMs: 0 };
+    if (o.method === 'POST') {
+      o.tipo = group === 'débitos' ? 'd' : 'c';
+      o.valor = randomValor(rng);
+      o.descricao = descricaoFor(options.prefix, i);
+      texts[i] = formatRequest({ method: 'POST', path: `/clientes/${client}/transacoes`, body: `{"valor": ${o.valor}, "tipo": "${o.tipo}", "descricao": "${o.descricao}"}` }, `127.0.0.1:${options.port}`);
+    } else {
+      texts[i] = formatRequest({ method: 'GET', path: `/clientes/${client}/extrato` }, `127.0.0.1:${options.port}`);
+    }
+    offsets[i + 1] = offsets[i] + texts[i].length;
+    outcomes[i] = o;
+  }
+  const prepared: PreparedRequests = { bytes: Buffer.from(texts.join(''), 'latin1'), offsets, kinds };
+  const recorder = new Recorder();
+  let t0 = 0;
+  await runStep({
+    port: options.port,
+    ratePerS,
+    durationS: options.durationS,
+    prepared,
+    timeoutMs: options.timeoutMs ?? 60_000,
+    onStart: (t) => {
+      t0 = t;
+      options.onStart?.(t);
+    },
+    onOutcome: (i, r) => {
+      const o = outcomes[i];
+      o.scheduledMs = r.scheduledAt - t0;
+      o.startMs = r.sentAt - t0;
+      o.endMs = r.endAt - t0;
+      o.status = r.status;
+      // open.ts's 'error:ECONNRESET' and 'timeout' become node-http's error strings.
+      if (r.status === 0) o.error = r.outcome.replace(/^error:/, '');
+      recorder.started(o.startMs);
+      recorder.record({ group: o.group, startMs: o.startMs, endMs: o.endMs, status: o.status, failure: isOk(o) ? undefined : o.error ?? `status ${o.status}`, lagUs: Math.max(0, (r.sentAt - r.scheduledAt) * 1000), scheduledMs: o.scheduledMs }, o.method);
+    },
+  });
+  const lag = recorder.lagStats();
+  const v = lagVerdict(lag);
+  return { t0, outcomes, recorder, lag, lagValid: v.valid, lagReasons: v.reasons };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -40,6 +40,22 @@ export interface StepOptions {
   seed?: number;
   /** per request, from its send to its complete response; default 5000 */
   timeoutMs?: number;
+  /** the step's requests, when the caller needs to know each one (default: the official generators') */
+  prepared?: PreparedRequests;
+  /** each request's outcome as soon as it is known (performance.now() times) */
+  onOutcome?: (i: number, outcome: Outcome) => void;
+  /** the step's time zero (performance.now()), once, before the first send */
+  onStart?: (t0: number) => void;
+}
+
+export interface Outcome {
+  /** a StepResult.statuses key: '200', '503', 'error:ECONNRESET', 'timeout', ... */
+  outcome: string;
+  /** the HTTP status; 0 when there was no complete response */
+  status: number;
+  scheduledAt: number;
+  sentAt: number;
+  endAt: number;
 }
 
 export interface KindCounts {
@@ -207,7 +223,9 @@ const SWEEP_MS = 25;
 
 interface Exchange {
   socket: net.Socket;
+  index: number;
   kind: number;
+  scheduledAt: number;
   sentAt: number;
   chunks: Buffer | undefined;
   head: ResponseHead | undefined;
@@ -221,7 +239,8 @@ export async function runStep(o: StepOptions): Promise<StepResult> {
   const mix = o.mix ?? OFFICIAL_MIX;
   const n = arrivalCount(o.ratePerS, o.durationS);
   const rng: Rng = o.seed === undefined ? Math.random : seededRng(o.seed);
-  const prepared = prepareRequests(mix, n, rng, `${host}:${o.port}`);
+  const prepared = o.prepared ?? prepareRequests(mix, n, rng, `${host}:${o.port}`);
+  if (prepared.kinds.length < n) throw new Error(`${n} arrivals but ${prepared.kinds.length} prepared requests`);
 
   const latency = newHistogram(3);
   const lag = newHistogram(3);
@@ -238,6 +257,7 @@ export async function runStep(o: StepOptions): Promise<StepResult> {
     const cpu0 = process.cpuUsage();
     // A few ms of head start so the first arrivals are not late by the set-up itself.
     const t0 = performance.now() + 5;
+    o.onStart?.(t0);
     let next = 0;
     let tickTimer: NodeJS.Timeout | undefined;
 
@@ -253,6 +273,7 @@ export async function runStep(o: StepOptions): Promise<StepResult> {
       else errors++;
       inFlight--;
       finished++;
+      o.onOutcome?.(ex.index, { outcome, status, scheduledAt: ex.scheduledAt, sentAt: ex.sentAt, endAt: now });
       if (next >= n && finished === n) done();
     };
 
@@ -260,7 +281,7 @@ export async function runStep(o: StepOptions): Promise<StepResult> {
       const sentAt = performance.now();
       lag.recordValue(Math.max(1, Math.round((sentAt - scheduledAt) * 1000)));
       const socket = net.connect({ host, port: o.port });
-      const ex: Exchange = { socket, kind: prepared.kinds[i], sentAt, chunks: undefined, head: undefined, finishedAt: 0 };
+      const ex: Exchange = { socket, index: i, kind: prepared.kinds[i], scheduledAt, sentAt, chunks: undefined, head: undefined, finishedAt: 0 };
       open.add(ex);
       byKind[ex.kind].sent++;
       if (++inFlight > maxInFlight) maxInFlight = inFlight;
