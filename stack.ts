@@ -609,7 +609,8 @@ class Stack {
       asPostgres,
       'SIGINT',
     );
-    await this.waitFor('db', () => Promise.resolve(this.run(path.join(PG_BIN, 'pg_isready'), ['-q', '-h', socketDir, '-p', String(pgPort)], {}, true)), 30_000);
+    // As postgres: pg_isready's default role (root here) would leave a FATAL line in db.log.
+    await this.waitFor('db', () => Promise.resolve(this.run(path.join(PG_BIN, 'pg_isready'), ['-q', '-h', socketDir, '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres'], {}, true)), 30_000);
     const scripts = [path.join(REPO, 'procedures.sql'), ...(this.settings.sqlOverlay ? [this.settings.sqlOverlay] : [])];
     for (const script of scripts) {
       this.run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(pgPort), '-U', 'postgres', '-d', 'postgres', '-f', script], {});

@@ -618,3 +618,23 @@ test('oversized body: 413 with a JSON body, and the service keeps answering afte
     assert.deepEqual(problems, []);
     assert.deepEqual(books(), before);
 });
+
+test('the ledger is left out of autovacuum, and the statement reads it by ledger_account_recent without statistics', () => {
+  const [[options]] = stack.psql("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'ledger'");
+  assert.match(options, /autovacuum_enabled=(off|false)/);
+  // 50,000 entries that are rolled back, planned as the generic plan plpgsql ends up caching.
+  const out = stack
+    .psql(
+      `BEGIN;
+       INSERT INTO ledger (account_id, amount, kind, description) SELECT 1 + g % 5, 1, 'c', 'plan' FROM generate_series(1, 50000) g;
+       SET LOCAL plan_cache_mode = force_generic_plan;
+       PREPARE recent(integer) AS SELECT amount, kind, description, created_at, id FROM ledger WHERE account_id = $1 ORDER BY id DESC LIMIT 10;
+       EXPLAIN EXECUTE recent(1);
+       ROLLBACK;`,
+    )
+    .flat()
+    .join('\n');
+  assert.match(out, /Index Scan using ledger_account_recent/, out);
+  const [[entries]] = stack.psql("SELECT count(*) FROM ledger WHERE description = 'plan'");
+  assert.equal(entries, '0');
+});
