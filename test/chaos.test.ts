@@ -56,17 +56,16 @@ test('durability: with postgresql.safe.conf, a SIGKILL of every PostgreSQL proce
   }
 });
 
-test('overload: 10x the peak rate for 8 s: no 500/502, nothing OOM-killed or restarted, nothing lost', async () => {
+test('overload: 10x the peak rate for 8 s: every refusal an explicit 503, nothing OOM-killed or restarted, nothing lost', async () => {
   const v = await overload({ durationS: 8, quiet: true, log });
   show(v);
-  // Whether every refusal is a fast 503 depends on whether the generator, sharing the two cores,
-  // keeps its schedule (npm run chaos -- overload reports it). What must hold every time: no
-  // component is killed or restarted, nginx never answers 500/502 for lack of connections, and
-  // the books are exact.
+  // How fast the refusals are and how soon latency is normal again depend on how busy the
+  // machine is (npm run chaos -- overload judges them). What must hold every time: no component
+  // is killed or restarted, every request is answered (no reset, no timeout, no 500/502 for
+  // lack of connections), each refusal is a 503, and the books are exact.
   assert.deepEqual(v.reasons.filter((r) => /OOM|exited|pids|books|ledger|audit|duplicate/i.test(r)), []);
   const statuses = v.numbers.overloadStatuses as Record<string, number>;
-  assert.equal(statuses['500'] ?? 0, 0, JSON.stringify(statuses));
-  assert.equal(statuses['502'] ?? 0, 0, JSON.stringify(statuses));
+  assert.deepEqual(Object.keys(statuses).filter((s) => !['200', '422', '503'].includes(s)), [], JSON.stringify(statuses));
   assert.ok((statuses['200'] ?? 0) > 500, `served during the overload: ${JSON.stringify(statuses)}`);
   const books = v.numbers.books as { lost: number; duplicates: number; auditFailures: number };
   assert.equal(books.lost, 0);
