@@ -232,6 +232,8 @@ export interface LoadResult {
   lag: LagStats;
   lagValid: boolean;
   lagReasons: string[];
+  /** the generator's CPU-seconds per second during the load (raw-socket generator only) */
+  generatorCpuUtil?: number;
 }
 
 /** A constant-rate Gatling profile (no ramp), scheduled exactly as loadtest/simulation.ts does. */
@@ -351,10 +353,13 @@ async function runLoadRawSocket(options: LoadOptions): Promise<LoadResult> {
     offsets[i + 1] = offsets[i] + texts[i].length;
     outcomes[i] = o;
   }
-  const prepared: PreparedRequests = { bytes: Buffer.from(texts.join(''), 'latin1'), offsets, kinds };
+  const joined = texts.join('');
+  // Content-Length is counted in characters above; that is bytes only for ASCII (a non-ASCII prefix would hang every POST).
+  if (Buffer.byteLength(joined, 'utf8') !== joined.length) throw new Error(`the raw-socket generator needs an ASCII descricao prefix, got ${JSON.stringify(options.prefix)}`);
+  const prepared: PreparedRequests = { bytes: Buffer.from(joined, 'latin1'), offsets, kinds };
   const recorder = new Recorder();
   let t0 = 0;
-  await runStep({
+  const step = await runStep({
     port: options.port,
     ratePerS,
     durationS: options.durationS,
@@ -370,15 +375,19 @@ async function runLoadRawSocket(options: LoadOptions): Promise<LoadResult> {
       o.startMs = r.sentAt - t0;
       o.endMs = r.endAt - t0;
       o.status = r.status;
-      // open.ts's 'error:ECONNRESET' and 'timeout' become node-http's error strings.
-      if (r.status === 0) o.error = r.outcome.replace(/^error:/, '');
+      // open.ts's 'error:ECONNRESET' becomes 'ECONNRESET' and its 'timeout' node-http's
+      // 'TIMEOUT', so statusCounts has the same keys for both generators; 'EOF' (closed before a
+      // complete response) and 'malformed-response' have no node-http equivalent.
+      if (r.status === 0) o.error = r.outcome === 'timeout' ? 'TIMEOUT' : r.outcome.replace(/^error:/, '');
+      // Recorded at completion, so the Recorder's in-flight counts mean nothing for this
+      // generator (nothing in the chaos scenarios reads them).
       recorder.started(o.startMs);
       recorder.record({ group: o.group, startMs: o.startMs, endMs: o.endMs, status: o.status, failure: isOk(o) ? undefined : o.error ?? `status ${o.status}`, lagUs: Math.max(0, (r.sentAt - r.scheduledAt) * 1000), scheduledMs: o.scheduledMs }, o.method);
     },
   });
   const lag = recorder.lagStats();
   const v = lagVerdict(lag);
-  return { t0, outcomes, recorder, lag, lagValid: v.valid, lagReasons: v.reasons };
+  return { t0, outcomes, recorder, lag, lagValid: v.valid, lagReasons: v.reasons, generatorCpuUtil: step.generatorCpuUtil };
 }
 
 // ---------------------------------------------------------------------------------------------

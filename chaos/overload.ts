@@ -20,6 +20,7 @@ import {
   runPrefix,
   scaleRates,
   statusCounts,
+  type LatencySummary,
   type RequestOutcome,
   type ScenarioOptions,
   type Verdict,
@@ -59,12 +60,14 @@ export async function overload(options: ScenarioOptions = {}): Promise<Verdict> 
     const rejected = over.outcomes.filter((o) => !(o.status === 200 || (o.status === 422 && o.group === 'débitos')));
     const perSecond = p99PerSecond(after.outcomes, 20);
     const normal = Math.max(2 * (baseline.p99 ?? 0), (baseline.p99 ?? 0) + 20);
-    // Back to normal: the first second whose p99 is normal again, i.e. the overload's backlog
-    // is gone. A single slow second later on (an autovacuum pass, a noisy neighbour) does not
-    // undo that; the rest of the stretch is judged as a whole, against the same bound.
-    let settled = perSecond.findIndex((p) => p !== null && p <= normal);
+    // Back to normal after s seconds: the p99 of every request started from second s to the end
+    // of the stretch is within the bound. One lucky second cannot end the recovery early, and
+    // a brief hiccup later (up to about 1 % of the remaining requests slow, e.g. part of one
+    // second on a noisy machine) does not push it late; a slow stretch does.
+    const from = (second: number): LatencySummary => latency(after.outcomes.filter((o) => o.startMs >= second * 1000));
+    let settled = perSecond.findIndex((_, i) => (from(i).p99 ?? Infinity) <= normal);
     if (settled < 0) settled = perSecond.length;
-    const rest = latency(after.outcomes.filter((o) => o.startMs >= settled * 1000));
+    const rest = from(settled);
     v.set('offered', { targetPerS: 340 * factor, achievedPerS: Math.round(startedPerS), requests: over.outcomes.length });
     v.set('overloadStatuses', overStatuses);
     v.set('overloadLatencyMs', latency(over.outcomes));
@@ -78,6 +81,7 @@ export async function overload(options: ScenarioOptions = {}): Promise<Verdict> 
     v.set('afterGeneratorLagP99PerSecondMs', p99PerSecond(after.outcomes, 20, (o) => o.startMs - o.scheduledMs));
     v.set('afterStatuses', statusCounts(after.outcomes));
     v.lag(over);
+    v.set('generatorCpuDuringOverload', over.generatorCpuUtil);
     const log_ = stack.stackLog();
     v.check(!/exceeded its memory limit/.test(log_), 'nothing was OOM-killed');
     v.check(!/exited unexpectedly/.test(log_), `no component exited: ${log_.match(/.*exited unexpectedly.*/)?.[0] ?? ''}`);
@@ -85,8 +89,7 @@ export async function overload(options: ScenarioOptions = {}): Promise<Verdict> 
     v.check(JSON.stringify(now) === JSON.stringify(pids), 'same pids before and after');
     v.check(Object.keys(statusCounts(rejected)).every((s) => s === '503'), `rejections are explicit 503s: ${JSON.stringify(statusCounts(rejected))}`);
     v.check(rejected.length === 0 || (latency(rejected).p99 ?? 0) < 1000, `rejections are fast (p99 ${latency(rejected).p99} ms)`);
-    v.check(settled <= 5, `latency back to normal (p99 <= ${normal.toFixed(1)} ms) within 5 s after the overload (${settled} s)`);
-    v.check(rest.p99 !== null && rest.p99 <= normal, `latency stays normal once back (p99 ${rest.p99} ms from second ${settled} on, bound ${normal.toFixed(1)} ms)`);
+    v.check(settled <= 5, `latency back to normal (p99 of the rest of the stretch <= ${normal.toFixed(1)} ms) within 5 s after the overload (${settled} s)`);
     v.check(after.outcomes.every((o) => o.status === 200 || (o.status === 422 && o.group === 'débitos')), `every request after the overload succeeds: ${JSON.stringify(statusCounts(after.outcomes))}`);
     const books = await reconcile(stack.state.database, prefix, over.outcomes);
     v.books(books);

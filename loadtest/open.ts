@@ -162,8 +162,10 @@ export function prepareRequests(mix: Mix, n: number, rng: Rng, hostHeader: strin
     length += parts[i].length;
     offsets[i + 1] = length;
   }
-  const bytes = Buffer.from(parts.join(''), 'latin1');
-  if (bytes.length !== length) throw new Error('request bytes are not ASCII');
+  const joined = parts.join('');
+  // latin1 always writes one byte per character, so the check is on the UTF-8 length.
+  if (Buffer.byteLength(joined, 'utf8') !== length) throw new Error('request bytes are not ASCII');
+  const bytes = Buffer.from(joined, 'latin1');
   return { bytes, offsets, kinds };
 }
 

@@ -619,10 +619,11 @@ test('oversized body: 413 with a JSON body, and the service keeps answering afte
     assert.deepEqual(books(), before);
 });
 
-test('the ledger is left out of autovacuum, and the statement reads it by ledger_account_recent without statistics', () => {
+test('the ledger is left out of autovacuum, and without statistics a stand-in for the statement query reads it by ledger_account_recent', () => {
   const [[options]] = stack.psql("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'ledger'");
   assert.match(options, /autovacuum_enabled=(off|false)/);
-  // 50,000 entries that are rolled back, planned as the generic plan plpgsql ends up caching.
+  // 50,000 entries that are rolled back, and account_statement's inner query (the LATERAL
+  // subquery, standing alone) planned as the generic plan plpgsql ends up caching.
   const out = stack
     .psql(
       `BEGIN;
@@ -635,6 +636,4 @@ test('the ledger is left out of autovacuum, and the statement reads it by ledger
     .flat()
     .join('\n');
   assert.match(out, /Index Scan using ledger_account_recent/, out);
-  const [[entries]] = stack.psql("SELECT count(*) FROM ledger WHERE description = 'plan'");
-  assert.equal(entries, '0');
 });
