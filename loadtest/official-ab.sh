@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# Official profile, A/B: the repository's stack against the same stack with a SQL overlay
-# (CREBITOS_SQL, run after procedures.sql), on fresh stacks, ROUNDS times, in ABBA order so that
-# neither variant always runs first.
+# Official profile, A/B: the repository's stack against a variant of it, on fresh stacks, ROUNDS
+# times, in ABBA order so that neither variant always runs first. The variant is a SQL overlay
+# (a .sql file, run after procedures.sql as CREBITOS_SQL) or any of the stack's settings as
+# VAR=value words, e.g. "CREBITOS_SQL=loadtest/variants/x.sql PG_SETTINGS=loadtest/variants/y.conf".
 # Prints each run's latency, the database's CPU throttling and the generator's validity, then
 # the medians over the valid runs and B/A ratios.
 #
 #   loadtest/official-ab.sh loadtest/variants/ledger-autovacuum-on.sql 3
+#   loadtest/official-ab.sh "PG_SETTINGS=loadtest/variants/autovacuum-1s.conf CREBITOS_SQL=loadtest/variants/accounts-vacuum-often.sql" 3
 #
 # A full official run takes about 4 minutes, so 3 rounds take 25-30. Needs `npm run build`, and
 # the default stack (npm run up) down: this script starts and stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-overlay=${1:?usage: loadtest/official-ab.sh OVERLAY.sql [ROUNDS]}
+variant=${1:?usage: loadtest/official-ab.sh OVERLAY.sql|"VAR=value ..." [ROUNDS]}
 rounds=${2:-3}
-[ -f "$overlay" ] || { echo "no such overlay: $overlay" >&2; exit 2; }
+if [[ $variant == *=* ]]; then read -r -a settings <<<"$variant"; else settings=("CREBITOS_SQL=$variant"); fi
+for kv in "${settings[@]}"; do
+  [[ $kv == *=* ]] || { echo "not VAR=value: $kv" >&2; exit 2; }
+  file=${kv#*=}
+  case ${kv%%=*} in CREBITOS_SQL | PG_SETTINGS | CREBITOS_NGINX_CONF | CREBITOS_COMPOSE) [ -f "$file" ] || { echo "no such file: $file" >&2; exit 2; } ;; esac
+done
 [ -f dist/loadtest/run.js ] || { echo "run npm run build first" >&2; exit 2; }
 out=$(mktemp -d /tmp/crebitos-official-ab.XXXXXX)
-echo "[official-ab] A: repository; B: + $overlay; $rounds round(s); reports in $out"
+echo "[official-ab] A: repository; B: ${settings[*]}; $rounds round(s); reports in $out"
 
 if node dist/stack.js status >/dev/null 2>&1; then
   echo "the default stack is up; stop it first (npm run down)" >&2
@@ -26,14 +33,14 @@ trap 'node dist/stack.js down >/dev/null 2>&1 || true' EXIT
 for round in $(seq 1 "$rounds"); do
   order="A B"
   [ $((round % 2)) -eq 0 ] && order="B A"
-  for variant in $order; do
-    echo "[official-ab] round $round/$rounds, $variant: fresh stack, then the official profile (~4 min)"
-    if [ "$variant" = B ]; then CREBITOS_SQL=$overlay node dist/stack.js up >/dev/null; else node dist/stack.js up >/dev/null; fi
-    node dist/loadtest/run.js --out "$out/$variant-$round" >"$out/$variant-$round.log" 2>&1 || echo "[official-ab]   the run reported a failure; see $out/$variant-$round.log"
+  for which in $order; do
+    echo "[official-ab] round $round/$rounds, $which: fresh stack, then the official profile (~4 min)"
+    if [ "$which" = B ]; then env "${settings[@]}" node dist/stack.js up >/dev/null; else node dist/stack.js up >/dev/null; fi
+    node dist/loadtest/run.js --out "$out/$which-$round" >"$out/$which-$round.log" 2>&1 || echo "[official-ab]   the run reported a failure; see $out/$which-$round.log"
     node dist/stack.js down >/dev/null
-    report=$(ls -d "$out/$variant-$round"/20*/ 2>/dev/null | tail -1 || true)
+    report=$(ls -d "$out/$which-$round"/20*/ 2>/dev/null | tail -1 || true)
     if [ -z "$report" ]; then
-      echo "[official-ab]   $variant: no report written; left out (see $out/$variant-$round.log)"
+      echo "[official-ab]   $which: no report written; left out (see $out/$which-$round.log)"
       continue
     fi
     node -e '
@@ -41,7 +48,7 @@ for round in $(seq 1 "$rounds"); do
       const db = s.usage?.find((u) => u.name === "db");
       const throttled = db?.throttledPeriods === undefined ? "not measured" : `${db.throttledPeriods} periods (${db.throttledSeconds.toFixed(2)} s)`;
       console.log(`[official-ab]   ${process.argv[2]}: KO ${s.total.ko}  p50 ${s.total.p50Ms} p99 ${s.total.p99Ms} max ${s.total.maxMs} ms  db throttled ${throttled}  lag p99 ${s.lag.p99Ms} ms ${s.lag.valid ? "valid" : "INVALID"}`);
-    ' "${report}summary.json" "$variant"
+    ' "${report}summary.json" "$which"
   done
 done
 
