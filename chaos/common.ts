@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { LOAD_GROUPS, buildSchedule, randomClienteId, randomValor, seededRng, type LoadGroup, type Profile, type Rng } from '../loadtest/simulation';
 import { Recorder, lagVerdict, newHistogram, type LagStats } from '../loadtest/stats';
 import { httpExchange, pgQueries, type Target } from '../loadtest/io';
-import { arrivalCount, formatRequest, mixSequence, runStep, type PreparedRequests } from '../loadtest/open';
+import { arrivalCount, formatRequest, mixSequence, packRequests, runStep } from '../loadtest/open';
 import { alive } from '../stack';
 
 export const REPO = path.resolve(__dirname, '..', '..');
@@ -262,6 +262,17 @@ export function descricaoFor(prefix: string, n: number): string {
   return prefix + n.toString(36).padStart(10 - prefix.length, '0');
 }
 
+/** Request seq of a run: its record (for a POST, an amount and a descricao unique in the run) and what to send. */
+function newRequest(seq: number, group: LoadGroup, rng: Rng, prefix: string, scheduledMs: number): { o: RequestOutcome; path: string; body?: string } {
+  const client = randomClienteId(rng);
+  const o: RequestOutcome = { seq, group, method: group === 'extratos' ? 'GET' : 'POST', client, status: 0, scheduledMs, startMs: 0, endMs: 0 };
+  if (o.method === 'GET') return { o, path: `/clientes/${client}/extrato` };
+  o.tipo = group === 'débitos' ? 'd' : 'c';
+  o.valor = randomValor(rng);
+  o.descricao = descricaoFor(prefix, seq);
+  return { o, path: `/clientes/${client}/transacoes`, body: `{"valor": ${o.valor}, "tipo": "${o.tipo}", "descricao": "${o.descricao}"}` };
+}
+
 /**
  * Open-model load: every arrival starts at t0 + its scheduled time on a new connection, whatever
  * the response times (loadtest/run.ts's runLoad, with per-request records kept).
@@ -289,18 +300,7 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
       while (next < schedule.total && schedule.times[next] <= elapsedS) {
         const scheduledAt = t0 + schedule.times[next] * 1000;
         const group = LOAD_GROUPS[schedule.groups[next]];
-        const seq = next++;
-        const client = randomClienteId(rng);
-        const o: RequestOutcome = { seq, group, method: group === 'extratos' ? 'GET' : 'POST', client, status: 0, scheduledMs: scheduledAt - t0, startMs: 0, endMs: 0 };
-        let body: string | undefined;
-        let urlPath = `/clientes/${client}/extrato`;
-        if (o.method === 'POST') {
-          o.tipo = group === 'débitos' ? 'd' : 'c';
-          o.valor = randomValor(rng);
-          o.descricao = descricaoFor(options.prefix, seq);
-          urlPath = `/clientes/${client}/transacoes`;
-          body = `{"valor": ${o.valor}, "tipo": "${o.tipo}", "descricao": "${o.descricao}"}`;
-        }
+        const { o, path: urlPath, body } = newRequest(next++, group, rng, options.prefix, scheduledAt - t0);
         const start = performance.now();
         o.startMs = start - t0;
         recorder.started(o.startMs);
@@ -309,8 +309,7 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
           o.endMs = performance.now() - t0;
           o.status = status;
           if (error) o.error = error;
-          const ok = status === 200 || (group === 'débitos' && status === 422);
-          recorder.record({ group, startMs: o.startMs, endMs: o.endMs, status, failure: ok ? undefined : error ?? `status ${status}`, lagUs: Math.max(0, (start - scheduledAt) * 1000), scheduledMs: o.scheduledMs }, o.method);
+          recorder.record({ group, startMs: o.startMs, endMs: o.endMs, status, failure: isOk(o) ? undefined : error ?? `status ${status}`, lagUs: Math.max(0, (start - scheduledAt) * 1000), scheduledMs: o.scheduledMs }, o.method);
           outcomes.push(o);
           pending--;
           if (next >= schedule.total && pending === 0) finish();
@@ -336,27 +335,14 @@ async function runLoadRawSocket(options: LoadOptions): Promise<LoadResult> {
   const kinds = mixSequence(rates, n);
   const outcomes: RequestOutcome[] = new Array(n);
   const texts: string[] = new Array(n);
-  const offsets = new Uint32Array(n + 1);
   for (let i = 0; i < n; i++) {
     // open.ts's kinds are debits, credits, statements: LOAD_GROUPS' order.
-    const group = LOAD_GROUPS[kinds[i]];
-    const client = randomClienteId(rng);
-    const o: RequestOutcome = { seq: i, group, method: group === 'extratos' ? 'GET' : 'POST', client, status: 0, scheduledMs: 0, startMs: 0, endMs: 0 };
-    if (o.method === 'POST') {
-      o.tipo = group === 'débitos' ? 'd' : 'c';
-      o.valor = randomValor(rng);
-      o.descricao = descricaoFor(options.prefix, i);
-      texts[i] = formatRequest({ method: 'POST', path: `/clientes/${client}/transacoes`, body: `{"valor": ${o.valor}, "tipo": "${o.tipo}", "descricao": "${o.descricao}"}` }, `127.0.0.1:${options.port}`);
-    } else {
-      texts[i] = formatRequest({ method: 'GET', path: `/clientes/${client}/extrato` }, `127.0.0.1:${options.port}`);
-    }
-    offsets[i + 1] = offsets[i] + texts[i].length;
-    outcomes[i] = o;
+    const r = newRequest(i, LOAD_GROUPS[kinds[i]], rng, options.prefix, 0);
+    outcomes[i] = r.o;
+    texts[i] = formatRequest({ method: r.o.method, path: r.path, body: r.body }, `127.0.0.1:${options.port}`);
   }
-  const joined = texts.join('');
-  // Content-Length is counted in characters above; that is bytes only for ASCII (a non-ASCII prefix would hang every POST).
-  if (Buffer.byteLength(joined, 'utf8') !== joined.length) throw new Error(`the raw-socket generator needs an ASCII descricao prefix, got ${JSON.stringify(options.prefix)}`);
-  const prepared: PreparedRequests = { bytes: Buffer.from(joined, 'latin1'), offsets, kinds };
+  // Throws for a non-ASCII descricao prefix, whose Content-Length would be wrong.
+  const prepared = packRequests(texts, kinds);
   const recorder = new Recorder();
   let t0 = 0;
   const step = await runStep({

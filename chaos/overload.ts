@@ -12,6 +12,7 @@ import {
   ChaosStack,
   PEAK,
   VerdictBuilder,
+  isOk,
   latency,
   reconcile,
   report,
@@ -57,7 +58,7 @@ export async function overload(options: ScenarioOptions = {}): Promise<Verdict> 
     const startedPerS = over.outcomes.length / Math.max(1, Math.max(...over.outcomes.map((o) => o.startMs)) / 1000);
     const after = await runLoad({ port: stack.httpPort, rates: PEAK, durationS: 20, prefix: runPrefix('A'), seed: options.seed, generator: 'raw-socket' });
     const overStatuses = statusCounts(over.outcomes);
-    const rejected = over.outcomes.filter((o) => !(o.status === 200 || (o.status === 422 && o.group === 'débitos')));
+    const rejected = over.outcomes.filter((o) => !isOk(o));
     const perSecond = p99PerSecond(after.outcomes, 20);
     const normal = Math.max(2 * (baseline.p99 ?? 0), (baseline.p99 ?? 0) + 20);
     // Back to normal after s seconds: the p99 of every request started from second s to the end
@@ -90,7 +91,7 @@ export async function overload(options: ScenarioOptions = {}): Promise<Verdict> 
     v.check(Object.keys(statusCounts(rejected)).every((s) => s === '503'), `rejections are explicit 503s: ${JSON.stringify(statusCounts(rejected))}`);
     v.check(rejected.length === 0 || (latency(rejected).p99 ?? 0) < 1000, `rejections are fast (p99 ${latency(rejected).p99} ms)`);
     v.check(settled <= 5, `latency back to normal (p99 of the rest of the stretch <= ${normal.toFixed(1)} ms) within 5 s after the overload (${settled} s)`);
-    v.check(after.outcomes.every((o) => o.status === 200 || (o.status === 422 && o.group === 'débitos')), `every request after the overload succeeds: ${JSON.stringify(statusCounts(after.outcomes))}`);
+    v.check(after.outcomes.every(isOk), `every request after the overload succeeds: ${JSON.stringify(statusCounts(after.outcomes))}`);
     const books = await reconcile(stack.state.database, prefix, over.outcomes);
     v.books(books);
   } finally {

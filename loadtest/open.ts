@@ -153,20 +153,18 @@ const GENERATORS: readonly ((rng: Rng) => RequestSpec)[] = [debitRequest, credit
 /** All of a step's requests, built with the official generators (ids 1..5, valor 1..10000, 10-char descricao). */
 export function prepareRequests(mix: Mix, n: number, rng: Rng, hostHeader: string): PreparedRequests {
   const kinds = mixSequence(mix, n);
-  const parts: string[] = new Array(n);
-  const offsets = new Uint32Array(n + 1);
-  let length = 0;
-  for (let i = 0; i < n; i++) {
-    parts[i] = formatRequest(GENERATORS[kinds[i]](rng), hostHeader);
-    // The requests are ASCII (the descricao is alphanumeric), so characters are bytes.
-    length += parts[i].length;
-    offsets[i + 1] = length;
-  }
-  const joined = parts.join('');
-  // latin1 always writes one byte per character, so the check is on the UTF-8 length.
-  if (Buffer.byteLength(joined, 'utf8') !== length) throw new Error('request bytes are not ASCII');
-  const bytes = Buffer.from(joined, 'latin1');
-  return { bytes, offsets, kinds };
+  return packRequests(Array.from(kinds, (kind) => formatRequest(GENERATORS[kind](rng), hostHeader)), kinds);
+}
+
+/** Requests (formatRequest's texts, one per kind) back to back in one buffer, with their offsets. */
+export function packRequests(texts: readonly string[], kinds: Uint8Array): PreparedRequests {
+  const offsets = new Uint32Array(texts.length + 1);
+  for (let i = 0; i < texts.length; i++) offsets[i + 1] = offsets[i] + texts[i].length;
+  const joined = texts.join('');
+  // formatRequest counts Content-Length in characters, which are bytes only for ASCII; latin1
+  // always writes one byte per character, so the check is on the UTF-8 length.
+  if (Buffer.byteLength(joined, 'utf8') !== joined.length) throw new Error('request bytes are not ASCII');
+  return { bytes: Buffer.from(joined, 'latin1'), offsets, kinds };
 }
 
 /** What the status line and headers say about the rest of the response. */
