@@ -54,10 +54,12 @@ export interface Experiment {
 }
 
 /**
- * Two rates in the upper part of the stack's range. Not 2,000: there PostgreSQL needs about 0.51
- * CPU (0.255 ms per request, npm run bench -- all at commit fda77fe) against its 0.5 quota, so
- * every variant except a split that gives it more was measured in overload, shedding 10-50 % of
- * the requests with 503s, and latency compared queues rather than configurations.
+ * Two rates in the upper part of the stack's range on the slowest host this project has run on.
+ * Not 2,000: there, with the first split, PostgreSQL needed about 0.51 CPU (0.255 ms per request,
+ * npm run bench -- all at commit fda77fe) against its 0.5 quota, so every variant except a split
+ * that gave it more was measured in overload, shedding 10-50 % of the requests with 503s, and
+ * latency compared queues rather than configurations. On a faster host, or to compare capacity,
+ * pass higher --rates (the split was chosen at 1,000-3,000 req/s).
  */
 export const DEFAULTS: ExperimentDefaults = { rates: [1000, 1500], rounds: 3 };
 
@@ -162,14 +164,17 @@ export function proportionalSplit(cpuMsPerRequest: { db: number; api: number; ng
 export const describeSplit = (s: Split): string => `db ${s.db} / api ${s.api1}+${s.api2} / nginx ${s.nginx}`;
 
 /**
- * CPU ms per request of each component on the repository's configuration at 1500 req/s, the
- * baseline's medians of three rounds (npm run bench -- pg-sync --rates 1500 --seconds 10, at
- * commit d1b61e4, with other load on the machine). Every bench report carries the same numbers
- * for its own baseline (suggestedSplit), so this can be brought up to date from any run. Per
- * request, every component costs less at high load than at the official test's 340 req/s (0.43,
- * 0.51 and 0.21 ms, README): idle work is spread over more requests and wake-ups serve batches.
+ * CPU ms per request of each component on the repository's configuration at 2000 req/s, the
+ * highest rate its baseline carried in all three rounds: medians of npm run bench -- split
+ * --rates 1000,1500,2000,2500 --seconds 8 (2026-12-04, commit ce1155f, AMD EPYC host; report
+ * reports/bench/split-2026-12-04T17-10-57.md). Every bench report carries the same numbers for
+ * its own baseline (suggestedSplit), so this can be brought up to date from any run. The first
+ * value (db 0.27, APIs 0.25, nginx 0.09 at 1500 req/s, Intel Xeon host, 2026-11) gave the
+ * database 0.7 and nginx 0.2; nginx then saturated first at 2500 req/s. Per request, every
+ * component costs less at high load than at the official test's 340 req/s: idle work is spread
+ * over more requests and wake-ups serve batches.
  */
-export const MEASURED_CPU_MS_PER_REQUEST = { db: 0.27, api: 0.25, nginx: 0.09 };
+export const MEASURED_CPU_MS_PER_REQUEST = { db: 0.2, api: 0.14, nginx: 0.09 };
 
 // ---------------------------------------------------------------------------------------------
 // Variants
@@ -244,14 +249,16 @@ export const EXPERIMENTS: readonly Experiment[] = [
   {
     name: 'split',
     title: 'CPU split between the components (same 1.5 CPU / 550 MB)',
-    compares: 'the compose file’s CPU limits against a split proportional to measured CPU per request, one heavier on the APIs and one heavier on nginx',
+    compares: 'the compose file’s CPU limits against the first submission’s split, a split proportional to measured CPU per request (when it differs), one heavier on the APIs and one heavier on nginx',
     variants: (s) => {
       const now = currentSplit(s.compose, s.composePath);
       const total = Number(Object.values(now).reduce((a, b) => a + b, 0).toFixed(3));
       const proportional = proportionalSplit(MEASURED_CPU_MS_PER_REQUEST, total);
-      // The proportional split is already the database-heavy one (0.7 with today's numbers), so
-      // the other two move CPU towards the HTTP path instead: to the APIs, and to nginx.
+      // The proportional split is the compose file's since 2026-12-04 (and is then skipped as a
+      // duplicate of it). The first submission's split stays for comparison; the other two move
+      // CPU towards the HTTP path instead: to the APIs, and to nginx.
       const alternatives: [string, string, Split][] = [
+        ['first-split', "the first submission's split, before it was measured at high load", { db: 0.5, api1: 0.4, api2: 0.4, nginx: 0.2 }],
         ['proportional', `in proportion to CPU per request at high load (db ${MEASURED_CPU_MS_PER_REQUEST.db}, APIs ${MEASURED_CPU_MS_PER_REQUEST.api}, nginx ${MEASURED_CPU_MS_PER_REQUEST.nginx} ms)`, proportional],
         ['api-heavier', 'more for the APIs, taken from PostgreSQL', { db: 0.4, api1: 0.45, api2: 0.45, nginx: 0.2 }],
         ['nginx-heavier', 'more for nginx, taken from PostgreSQL and the APIs', { db: 0.45, api1: 0.375, api2: 0.375, nginx: 0.3 }],

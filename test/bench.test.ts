@@ -134,6 +134,18 @@ describe('resource splits', () => {
     assert.equal(t.api1, t.api2);
     assert.throws(() => proportionalSplit({ db: 0, api: 0, nginx: 0 }), /no CPU/);
   });
+
+  it('the split experiment: the compose file first, the first submission’s split, no variant equal to the compose file', () => {
+    const variants = variantsOf(findExperiment('split')!, sources);
+    assert.equal(variants[0].name, 'current');
+    assert.ok(variants.some((v) => v.name === 'first-split'));
+    const now = currentSplit(sources.compose, sources.composePath);
+    for (const v of variants.slice(1)) {
+      const file = v.files.find((f) => f.env === 'CREBITOS_COMPOSE')!;
+      const split = currentSplit(file.text, file.name);
+      assert.ok((['db', 'api1', 'api2', 'nginx'] as const).some((c) => split[c] !== now[c]), `${v.name} differs from the compose file`);
+    }
+  });
 });
 
 describe('experiments', () => {

@@ -3,6 +3,7 @@
 // real stack whose ledger must hold exactly the transactions the step saw acknowledged.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -23,10 +24,11 @@ import {
   runStep,
   type StepResult,
 } from '../loadtest/open';
+import { kindOf, medianOf, percentiles } from '../loadtest/hops';
 import { seededRng } from '../loadtest/simulation';
 import { LAG_LIMITS } from '../loadtest/stats';
 import type { StackState } from '../stack';
-import { useStack } from './helpers';
+import { REPO, useStack } from './helpers';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -316,5 +318,56 @@ describe('against a real stack', () => {
     // The two instances share the load round-robin.
     const [a1, a2] = r.components.filter((c) => c.name.startsWith('api')).map((c) => c.cpuUtil);
     assert.ok(Math.min(a1, a2) > 0.4 * Math.max(a1, a2), `api cpu ${a1} vs ${a2}`);
+  });
+
+  it('npm run hops: every path measured, and client 5 left as it was', () => {
+    const balance = (): string => stack.psql('SELECT balance FROM accounts WHERE id = 5')[0][0];
+    const entries = (): number => Number(stack.psql('SELECT count(*) FROM ledger WHERE account_id = 5')[0][0]);
+    const [before, entriesBefore] = [balance(), entries()];
+    const json = path.join(stack.home, 'hops.json');
+    const env: NodeJS.ProcessEnv = { ...process.env, CREBITOS_HOME: stack.home, HTTP_PORT: String(stack.httpPort), PG_PORT: String(stack.pgPort) };
+    delete env.NODE_OPTIONS;
+    const run = spawnSync(process.execPath, ['dist/loadtest/hops.js', '--gaps', '3,1', '--requests', '10', '--rounds', '1', '--json', json], { cwd: REPO, env, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(run.status, 0, run.stderr + run.stdout);
+    assert.match(run.stdout, /gap 3 ms against 1 ms, p50: db x[\d.]+, api x[\d.]+, nginx x[\d.]+/);
+    const out = JSON.parse(fs.readFileSync(json, 'utf8')) as { results: { gapMs: number; db: { p50: number; p99: number }; api: { p50: number }; nginx: { p50: number } }[] };
+    assert.deepEqual(out.results.map((r) => r.gapMs), [3, 1]);
+    for (const r of out.results) {
+      for (const p of [r.db, r.api, r.nginx]) assert.ok(p.p50 > 0 && p.p50 < 1000, JSON.stringify(r));
+      assert.ok(r.db.p50 <= r.db.p99);
+    }
+    // 3 paths x 2 gaps x (2 unmeasured + 10 measured) transactions, credits and debits of 1 in turn.
+    assert.equal(entries() - entriesBefore, 3 * 2 * 12);
+    assert.equal(balance(), before);
+    assert.deepEqual(stack.audit(), []);
+  });
+
+  it('hops refuses bad options and a stack that is not running', () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, CREBITOS_HOME: path.join(stack.home, 'nothing-here') };
+    delete env.NODE_OPTIONS;
+    const hops = (...args: string[]) => spawnSync(process.execPath, ['dist/loadtest/hops.js', ...args], { cwd: REPO, env, encoding: 'utf8', timeout: 30_000 });
+    const odd = hops('--requests', '11');
+    assert.equal(odd.status, 1);
+    assert.match(odd.stderr, /--requests: an even number/);
+    const down = hops();
+    assert.equal(down.status, 1);
+    assert.match(down.stderr, /no running stack .*npm run up/);
+  });
+});
+
+describe('hops arithmetic', () => {
+  it('nearest-rank percentiles', () => {
+    const xs = Array.from({ length: 100 }, (_, i) => 100 - i); // 100 … 1, unsorted on purpose
+    assert.deepEqual(percentiles(xs), { p50: 50, p90: 90, p99: 99 });
+    assert.deepEqual(percentiles([7]), { p50: 7, p90: 7, p99: 7 });
+  });
+
+  it('medians over rounds, per percentile', () => {
+    const r = medianOf([{ p50: 1, p90: 5, p99: 9 }, { p50: 3, p90: 4, p99: 20 }, { p50: 2, p90: 6, p99: 10 }]);
+    assert.deepEqual(r, { p50: 2, p90: 5, p99: 10 });
+  });
+
+  it('credits and debits alternate, starting with a credit', () => {
+    assert.deepEqual([0, 1, 2, 3].map(kindOf), ['c', 'd', 'c', 'd']);
   });
 });
