@@ -38,9 +38,9 @@ CREATE INDEX ledger_account_recent ON ledger (account_id, id DESC);
 -- to nothing to reclaim, and the planner picks the range scan above without statistics.
 -- What autovacuum did instead, each time the ledger grew by 10-20 %: an insert-triggered
 -- VACUUM (cheap: 0.02 s for 36,000 rows) and an ANALYZE (0.08 s of CPU, 0.23 s elapsed), which
--- in PostgreSQL's 0.5 CPU showed up as throttling and as the run's slowest requests. In a psql
--- check the statistics also moved the statement query's generic plan to a backward scan of
--- the primary key, filtered on the account. Official profile, 3 A/B rounds
+-- in PostgreSQL's 0.5 CPU of the time showed up as throttling and as the run's slowest
+-- requests. In a psql check the statistics also moved the statement query's generic plan to a
+-- backward scan of the primary key, filtered on the account. Official profile, 3 A/B rounds
 -- (loadtest/official-ab.sh): max 61.6 -> 42.3 ms (x0.69), throttled periods 7 -> 1; p99
 -- x0.75, within noise. (Anti-wraparound vacuum still runs: it ignores this setting.)
 ALTER TABLE ledger SET (autovacuum_enabled = off);

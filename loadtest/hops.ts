@@ -13,11 +13,13 @@
 // Why the gaps: the official test's ramp offers 1 to 340 req/s, so most of its requests reach
 // an idle stack. A long gap (20 ms: 50 req/s) shows what an idle stack costs, a short one (2 ms)
 // a busy one. Paths and gaps alternate within each round, so drift on the machine spreads over
-// all of them; every figure is the median over rounds.
+// all of them (even rounds run them in reverse order); every figure is the median over rounds.
 //
 // Requests are credits and debits of 1 on client 5 in turn, so its balance ends where it began
-// (with an even --requests) but its ledger grows: measure on a stack you will not use for an
-// official run (npm run loadtest wants a fresh one anyway).
+// (with an even --requests, when every request succeeds; a run that stops on an error may leave
+// it 1 off) but its ledger grows: measure on a stack you will not use for an official run (npm
+// run loadtest wants a fresh one anyway). The "db" path's figures include this process's own
+// wake-up, as every path's do.
 
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -78,13 +80,16 @@ async function databasePath(conninfo: string): Promise<{ send: Send; close: () =
   await new Promise<void>((resolve, reject) => client.connect(conninfo, (err) => (err ? reject(err) : resolve())));
   await new Promise<void>((resolve, reject) => client.prepare('transaction', text, params, (err) => (err ? reject(err) : resolve())));
   const send: Send = (i) =>
-    new Promise((resolve, reject) =>
+    new Promise((resolve, reject) => {
+      // pg-native has no timeout of its own; a stuck call must not hang the run.
+      const timer = setTimeout(() => reject(new Error('no answer from PostgreSQL within 5 s')), 5000);
       client.execute('transaction', [CLIENT, 1, kindOf(i), DESCRIPTION], (err, rows) => {
+        clearTimeout(timer);
         if (err) return reject(err);
         if (rows[0]?.[0] !== 'ok') return reject(new Error(`the database answered ${JSON.stringify(rows)}`));
         resolve();
-      }),
-    );
+      });
+    });
   return { send, close: () => new Promise((resolve) => client.end(() => resolve())) };
 }
 
@@ -103,6 +108,8 @@ function httpPath(where: { socketPath: string } | { host: string; port: number }
       req.on('response', (res) => {
         res.resume();
         res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
+        res.on('error', reject);
+        res.on('aborted', () => reject(new Error('the connection closed before the body ended')));
       });
       req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
       req.on('error', reject);
@@ -161,8 +168,10 @@ async function main(): Promise<void> {
   const load0 = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   try {
     for (let round = 1; round <= rounds; round++) {
-      for (const gap of gaps) {
-        for (const name of PATHS) {
+      // Even rounds run gaps and paths in reverse order, so neither always goes first.
+      const inOrder = <T>(xs: readonly T[]): T[] => (round % 2 === 0 ? [...xs].reverse() : [...xs]);
+      for (const gap of inOrder(gaps)) {
+        for (const name of inOrder(PATHS)) {
           // An unmeasured credit and debit first: the path's code and connections are touched,
           // and the balance stays where it was.
           await send[name](0);

@@ -115,7 +115,15 @@ describe('the native stack inside the envelope', { skip: cgroupsWritable ? false
   after(() => stack.stop(), { timeout: 90_000 });
 
   test('prints the envelope it applied', () => {
-    assert.match(stack.log, /envelope from docker-compose\.yml: db 0\.5 CPU \/ 300 MB, api1 0\.4 CPU \/ 100 MB, api2 0\.4 CPU \/ 100 MB, nginx 0\.2 CPU \/ 50 MB; total 1\.5 CPU \/ 550 MB/);
+    // The expected numbers come from the compose file itself (its only home), read here with the
+    // yaml package rather than stack.ts's parser, so a stack that misreads it would fail.
+    const services = composeDoc().services as unknown as Record<string, { deploy: { resources: { limits: { cpus: string; memory: string } } } }>;
+    const cpus = (name: string): number => Number(services[name].deploy.resources.limits.cpus);
+    const mb = (name: string): number => parseInt(services[name].deploy.resources.limits.memory, 10);
+    const part = (name: string): string => `${name} ${cpus(name)} CPU / ${mb(name)} MB`;
+    const sum = (f: (name: string) => number): number => Number(COMPONENTS.reduce((t, name) => t + f(name), 0).toFixed(3));
+    const line = `envelope from docker-compose.yml: ${COMPONENTS.map(part).join(', ')}; total ${sum(cpus)} CPU / ${sum(mb)} MB`;
+    assert.ok(stack.log.includes(line), `expected "${line}" in:\n${stack.log}`);
   });
 
   test("each component's processes sit in groups with the compose file's numbers", () => {

@@ -330,11 +330,18 @@ describe('against a real stack', () => {
     const run = spawnSync(process.execPath, ['dist/loadtest/hops.js', '--gaps', '3,1', '--requests', '10', '--rounds', '1', '--json', json], { cwd: REPO, env, encoding: 'utf8', timeout: 60_000 });
     assert.equal(run.status, 0, run.stderr + run.stdout);
     assert.match(run.stdout, /gap 3 ms against 1 ms, p50: db x[\d.]+, api x[\d.]+, nginx x[\d.]+/);
-    const out = JSON.parse(fs.readFileSync(json, 'utf8')) as { results: { gapMs: number; db: { p50: number; p99: number }; api: { p50: number }; nginx: { p50: number } }[] };
+    type P = { p50: number; p90: number; p99: number };
+    const out = JSON.parse(fs.readFileSync(json, 'utf8')) as {
+      results: { gapMs: number; db: P; api: P; nginx: P; nodeP50: number; edgeP50: number }[];
+      perRound: Record<string, P[]>;
+    };
     assert.deepEqual(out.results.map((r) => r.gapMs), [3, 1]);
     for (const r of out.results) {
-      for (const p of [r.db, r.api, r.nginx]) assert.ok(p.p50 > 0 && p.p50 < 1000, JSON.stringify(r));
-      assert.ok(r.db.p50 <= r.db.p99);
+      for (const p of [r.db, r.api, r.nginx]) assert.ok(p.p50 > 0 && p.p50 < 1000 && p.p50 <= p.p90 && p.p90 <= p.p99, JSON.stringify(r));
+      // One round: each gap's figures are that gap's own series, and the hop shares their differences.
+      for (const name of ['db', 'api', 'nginx'] as const) assert.deepEqual(r[name], out.perRound[`${r.gapMs}/${name}`][0]);
+      assert.equal(r.nodeP50, r.api.p50 - r.db.p50);
+      assert.equal(r.edgeP50, r.nginx.p50 - r.api.p50);
     }
     // 3 paths x 2 gaps x (2 unmeasured + 10 measured) transactions, credits and debits of 1 in turn.
     assert.equal(entries() - entriesBefore, 3 * 2 * 12);
@@ -365,6 +372,8 @@ describe('hops arithmetic', () => {
   it('medians over rounds, per percentile', () => {
     const r = medianOf([{ p50: 1, p90: 5, p99: 9 }, { p50: 3, p90: 4, p99: 20 }, { p50: 2, p90: 6, p99: 10 }]);
     assert.deepEqual(r, { p50: 2, p90: 5, p99: 10 });
+    // Two rounds (the default): the mean of the two.
+    assert.deepEqual(medianOf([{ p50: 1, p90: 4, p99: 8 }, { p50: 2, p90: 6, p99: 12 }]), { p50: 1.5, p90: 5, p99: 10 });
   });
 
   it('credits and debits alternate, starting with a credit', () => {
