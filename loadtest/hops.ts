@@ -2,8 +2,8 @@
 //
 // Where one request's time goes, hop by hop, on the running stack (npm run up). It sends one
 // request at a time, with a fixed idle gap before each, along three paths:
-//   db     the transaction call straight to PostgreSQL over its unix socket (pg-native, the
-//          same prepared statement the APIs use)
+//   db     the transaction call straight to PostgreSQL over its unix socket, through the
+//          APIs' own connection pool (server.ts's Pool, one connection, the same prepared call)
 //   api    HTTP to api1's unix socket, a new connection per request (Node + the database)
 //   nginx  HTTP to the stack's port, a new TCP connection per request (the official client)
 // Each path contains the one before it, so the differences of the medians are what Node adds
@@ -23,11 +23,12 @@
 
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { median } from '../chaos/common';
-import { STATEMENTS } from '../server';
+import { median, sleep } from '../chaos/common';
+import { Pool } from '../server';
 import { isAlive, localStack } from './meta';
 
 const USAGE = `usage: npm run hops -- [--gaps MS,MS,...] [--requests N] [--rounds N] [--json FILE]
@@ -65,32 +66,19 @@ export const kindOf = (i: number): 'c' | 'd' => (i % 2 === 0 ? 'c' : 'd');
 
 type Send = (i: number) => Promise<void>;
 
-interface NativeClient {
-  connect(conninfo: string, cb: (err?: Error) => void): void;
-  prepare(name: string, text: string, params: number, cb: (err?: Error) => void): void;
-  execute(name: string, params: unknown[], cb: (err: Error | undefined, rows: unknown[][]) => void): void;
-  end(cb?: () => void): void;
-}
-
-async function databasePath(conninfo: string): Promise<{ send: Send; close: () => Promise<void> }> {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const Client = require('pg-native') as new (options: { arrayMode: boolean }) => NativeClient;
-  const client = new Client({ arrayMode: true });
-  const { text, params } = STATEMENTS.transaction;
-  await new Promise<void>((resolve, reject) => client.connect(conninfo, (err) => (err ? reject(err) : resolve())));
-  await new Promise<void>((resolve, reject) => client.prepare('transaction', text, params, (err) => (err ? reject(err) : resolve())));
+/** The APIs' pool with one connection: prepared, warmed, and failing a stuck call after 5 s. */
+async function databasePath(conninfo: string): Promise<{ send: Send; close: () => void }> {
+  const pool = new Pool(conninfo, 1, 1, (message) => console.error(`[hops] ${message}`), 5000);
+  await pool.start();
   const send: Send = (i) =>
-    new Promise((resolve, reject) => {
-      // pg-native has no timeout of its own; a stuck call must not hang the run.
-      const timer = setTimeout(() => reject(new Error('no answer from PostgreSQL within 5 s')), 5000);
-      client.execute('transaction', [CLIENT, 1, kindOf(i), DESCRIPTION], (err, rows) => {
-        clearTimeout(timer);
+    new Promise((resolve, reject) =>
+      pool.execute('transaction', [String(CLIENT), '1', kindOf(i), DESCRIPTION], (err, rows) => {
         if (err) return reject(err);
         if (rows[0]?.[0] !== 'ok') return reject(new Error(`the database answered ${JSON.stringify(rows)}`));
         resolve();
-      });
-    });
-  return { send, close: () => new Promise((resolve) => client.end(() => resolve())) };
+      }),
+    );
+  return { send, close: () => pool.end() };
 }
 
 function httpPath(where: { socketPath: string } | { host: string; port: number }): Send {
@@ -116,8 +104,6 @@ function httpPath(where: { socketPath: string } | { host: string; port: number }
       req.end(body);
     });
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** One request at a time, `gapMs` of idleness before each; latency of each, ms. */
 async function series(send: Send, gapMs: number, requests: number): Promise<number[]> {
@@ -165,7 +151,8 @@ async function main(): Promise<void> {
   const perRound: Record<string, Percentiles[]> = {};
   const minutes = (rounds * gaps.reduce((s, g) => s + g + 0.7, 0) * requests * PATHS.length) / 60_000;
   console.log(`[hops] ${state.url}: ${requests} requests per path and gap, gaps ${gaps.join(', ')} ms, ${rounds} round(s), about ${minutes.toFixed(1)} min`);
-  const load0 = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  const loadAverage = (): string => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  const load0 = loadAverage();
   try {
     for (let round = 1; round <= rounds; round++) {
       // Even rounds run gaps and paths in reverse order, so neither always goes first.
@@ -183,9 +170,9 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await db.close();
+    db.close();
   }
-  const load1 = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  const load1 = loadAverage();
 
   const results = gaps.map((gap) => {
     const m = Object.fromEntries(PATHS.map((name) => [name, medianOf(perRound[`${gap}/${name}`])])) as Record<PathName, Percentiles>;
