@@ -202,7 +202,7 @@ export function machineCpu(stat: string): { busy: number; total: number } | unde
   return { busy: (total - idle) / 100, total: total / 100 };
 }
 
-function readMachineCpu(): { busy: number; total: number } | undefined {
+export function readMachineCpu(): { busy: number; total: number } | undefined {
   try {
     return machineCpu(fs.readFileSync('/proc/stat', 'utf8'));
   } catch {
@@ -372,7 +372,8 @@ export function variantEnv(variant: Variant, filesDir: string, base: NodeJS.Proc
   return env;
 }
 
-class BenchStack {
+/** One fresh native stack at a time from a claimed home, started and stopped through stack.js. */
+export class BenchStack {
   private started = false;
 
   constructor(

@@ -1,6 +1,7 @@
 // HTTP and database access shared by the load test (run.ts) and the chaos scenarios.
 
 import * as http from 'node:http';
+import { Client, type ClientConfig } from 'pg';
 import { REQUEST_TIMEOUT_MS, USER_AGENT, type RequestSpec } from './simulation';
 
 export interface Target {
@@ -65,26 +66,40 @@ export function httpExchange(
   req.end(spec.body);
 }
 
-interface PgClient {
-  connect(conninfo: string, cb: (err?: Error) => void): void;
-  query(text: string, cb: (err: Error | undefined, rows: Record<string, unknown>[]) => void): void;
-  end(cb?: () => void): void;
+/**
+ * A libpq keyword/value conninfo (`host='/run/x' port=5432 user=postgres dbname=postgres`, as the
+ * stack's state and --database give it) as node-postgres's client configuration. Values may be
+ * single-quoted, with \\ and \' escapes, as libpq allows.
+ */
+export function conninfoToConfig(conninfo: string): ClientConfig {
+  const fields: Record<string, string> = {};
+  const pattern = /\s*([a-z_]+)\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s']+)/gy;
+  let m: RegExpExecArray | null;
+  let end = 0;
+  while ((m = pattern.exec(conninfo))) {
+    fields[m[1]] = m[3] !== undefined ? m[3].replace(/\\(.)/g, '$1') : m[2];
+    end = pattern.lastIndex;
+  }
+  if (conninfo.slice(end).trim() !== '') throw new Error(`cannot read the conninfo ${JSON.stringify(conninfo)} near ${JSON.stringify(conninfo.slice(end))}`);
+  const known = new Set(['host', 'port', 'user', 'dbname', 'password']);
+  const unknown = Object.keys(fields).filter((k) => !known.has(k));
+  if (unknown.length > 0) throw new Error(`the conninfo ${JSON.stringify(conninfo)} has ${unknown.join(', ')}, which the harness does not pass on`);
+  return { host: fields.host, port: fields.port === undefined ? undefined : Number(fields.port), user: fields.user, database: fields.dbname, password: fields.password };
 }
 
-/** Runs queries in order on one pg-native connection. */
+/**
+ * Runs queries in order on one connection of node-postgres (pure JavaScript). The harness's own
+ * reads (audits, ledger counts, statistics) go through it rather than the APIs' native addon, so
+ * a fault in the addon can never take a measurement down with it.
+ */
 export async function pgQueries(conninfo: string, queries: string[]): Promise<Record<string, unknown>[][]> {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const Client = require('pg-native') as new () => PgClient;
-  const client = new Client();
-  await new Promise<void>((resolve, reject) => client.connect(conninfo, (err) => (err ? reject(err) : resolve())));
+  const client = new Client(conninfoToConfig(conninfo));
+  await client.connect();
   try {
     const results: Record<string, unknown>[][] = [];
-    for (const q of queries) {
-      results.push(await new Promise((resolve, reject) => client.query(q, (err, rows) => (err ? reject(err) : resolve(rows)))));
-    }
+    for (const q of queries) results.push((await client.query(q)).rows);
     return results;
   } finally {
-    await new Promise<void>((resolve) => client.end(() => resolve()));
+    await client.end();
   }
 }
-
