@@ -33,12 +33,14 @@ export interface AgeingOptions {
   rounds: number;
   /** a bench experiment whose variants are compared; undefined: the repository alone */
   compare: string | undefined;
+  /** with compare: only these of its variants (the baseline always runs) */
+  variants: string[] | undefined;
   out: string;
   seed: number;
   portBase: number;
 }
 
-export const DEFAULT_AGEING: Omit<AgeingOptions, 'out'> = { rate: 2500, seconds: 180, windowS: 10, rounds: 1, compare: undefined, seed: 1, portBase: 32400 };
+export const DEFAULT_AGEING: Omit<AgeingOptions, 'out'> = { rate: 2500, seconds: 180, windowS: 10, rounds: 1, compare: undefined, variants: undefined, seed: 1, portBase: 32400 };
 
 export const USAGE = `usage: npm run ageing -- [options]
   --rate R          requests per second, the official mix (default ${DEFAULT_AGEING.rate})
@@ -46,6 +48,7 @@ export const USAGE = `usage: npm run ageing -- [options]
   --window W        seconds per printed window (default ${DEFAULT_AGEING.windowS})
   --rounds N        measurements per variant, alternating (default ${DEFAULT_AGEING.rounds})
   --compare NAME    the variants of a bench experiment (npm run bench -- --list), e.g. ledger
+  --variants A,B    with --compare: only these variants (the repository's always runs)
   --seed N          the request sequence (default ${DEFAULT_AGEING.seed})
   --port-base P     the stacks' HTTP port; PostgreSQL's is P + 30000 (default ${DEFAULT_AGEING.portBase})
   --out DIR         reports root: writes DIR/ageing/ (default reports)`;
@@ -63,6 +66,7 @@ export function parseAgeingArgs(argv: string[]): AgeingOptions {
         window: { type: 'string' },
         rounds: { type: 'string' },
         compare: { type: 'string' },
+        variants: { type: 'string' },
         seed: { type: 'string' },
         'port-base': { type: 'string' },
         out: { type: 'string' },
@@ -88,12 +92,19 @@ export function parseAgeingArgs(argv: string[]): AgeingOptions {
     windowS: number('window', v.window, DEFAULT_AGEING.windowS, 1, false),
     rounds: number('rounds', v.rounds, DEFAULT_AGEING.rounds, 1, true),
     compare: v.compare,
+    variants: v.variants?.split(',').map((x) => x.trim()).filter(Boolean),
     seed: number('seed', v.seed, DEFAULT_AGEING.seed, 0, true),
     portBase: number('port-base', v['port-base'], DEFAULT_AGEING.portBase, 1024, true),
     out: path.resolve(v.out ?? DEFAULT_REPORTS_DIR),
   };
   if (o.windowS > o.seconds) throw new UsageError(`--window ${o.windowS} is longer than --seconds ${o.seconds}`);
   if (o.compare !== undefined && !findExperiment(o.compare)) throw new UsageError(`unknown experiment ${JSON.stringify(o.compare)}; npm run bench -- --list shows them`);
+  if (o.variants !== undefined && o.compare === undefined) throw new UsageError('--variants needs --compare');
+  if (o.variants !== undefined) {
+    const known = variantsOf(findExperiment(o.compare!)!, repoSources()).map((x) => x.name);
+    const unknown = o.variants.filter((x) => !known.includes(x));
+    if (unknown.length > 0) throw new UsageError(`${o.compare} has no variant ${unknown.join(', ')}; its variants: ${known.join(', ')}`);
+  }
   return o;
 }
 
@@ -334,7 +345,7 @@ async function measureAgeing(o: AgeingOptions, stack: BenchStack, round: number,
 export async function runAgeing(o: AgeingOptions, log: (line: string) => void = console.log, onStack: (s: BenchStack | undefined) => void = () => {}): Promise<{ report: AgeingReport; json: string }> {
   const started = new Date();
   const experiment = o.compare === undefined ? undefined : findExperiment(o.compare);
-  const variants = experiment ? variantsOf(experiment, repoSources()) : [REPOSITORY];
+  const variants = experiment ? variantsOf(experiment, repoSources()).filter((v) => v.baseline || !o.variants || o.variants.includes(v.name)) : [REPOSITORY];
   const name = experiment?.name ?? 'repository';
   const id = `${name}-${started.toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-')}`;
   const dir = path.join(o.out, 'ageing');
@@ -377,10 +388,10 @@ export async function runAgeing(o: AgeingOptions, log: (line: string) => void = 
     kind: 'ageing',
     startedAt: started.toISOString(),
     finishedAt: new Date().toISOString(),
-    command: `npm run ageing -- --rate ${o.rate} --seconds ${o.seconds} --window ${o.windowS} --rounds ${o.rounds}${o.compare ? ` --compare ${o.compare}` : ''} --seed ${o.seed}`,
+    command: `npm run ageing -- --rate ${o.rate} --seconds ${o.seconds} --window ${o.windowS} --rounds ${o.rounds}${o.compare ? ` --compare ${o.compare}` : ''}${o.variants ? ` --variants ${o.variants.join(',')}` : ''} --seed ${o.seed}`,
     git: gitInfo(),
     machine: machineInfo(),
-    options: { rate: o.rate, seconds: o.seconds, windowS: o.windowS, rounds: o.rounds, compare: o.compare, seed: o.seed, portBase: o.portBase },
+    options: { rate: o.rate, seconds: o.seconds, windowS: o.windowS, rounds: o.rounds, compare: o.compare, variants: o.variants, seed: o.seed, portBase: o.portBase },
     variants,
     measurements,
     failures,

@@ -28,7 +28,7 @@ import { parseDocument, stringify } from 'yaml';
 import { readEnvelope, readState, readUsage, type Envelope, type StackState } from '../stack';
 import { renderCapacityReport } from './capacity-report';
 import { DEFAULT_REPORTS_DIR, REPO, gitInfo, machineInfo } from './meta';
-import { OFFICIAL_MIX, componentSteps, currentRss, measuredStep, type ComponentStep, type MeasuredStep } from './open';
+import { OFFICIAL_MIX, componentSteps, currentRss, measuredStep, runStep, type ComponentStep, type MeasuredStep } from './open';
 import { LAG_LIMITS, newHistogram } from './stats';
 import { writeIndex } from './report';
 
@@ -67,6 +67,9 @@ export interface CapacityOptions {
   seed: number;
   /** HTTP ports are portBase + 0..2 and PostgreSQL's portBase + 30000 + 0..2 */
   portBase: number;
+  /** unmeasured load at soakRate before the first step of each load run (0: none, a fresh stack) */
+  soakSeconds: number;
+  soakRate: number;
 }
 
 /** Brackets the knee of the real stack (~1,500-2,500 req/s here) and of the HTTP-only baseline (~3,000-5,000). */
@@ -79,6 +82,7 @@ export const DB_RATE_FRACTIONS = [0.25, 0.5, 0.7, 0.85, 1];
 const QUICK_STEPS = [300, 600, 1200];
 const QUICK_DB_RATE_FRACTIONS = [0.5];
 const DEFAULT_PORT_BASE = 31100;
+const DEFAULT_SOAK_RATE = 2000;
 
 export const USAGE = `usage: npm run capacity -- [options]
   --steps LIST         offered rates in req/s, e.g. 500,1000,1500 or 500..3000/500 (default ${DEFAULT_STEPS.join(',')})
@@ -93,7 +97,9 @@ export const USAGE = `usage: npm run capacity -- [options]
   --pause-seconds S    rest between steps (default 2; quick 1)
   --timeout-ms MS      per-request timeout (default 5000)
   --seed N             payload seed (default 1)
-  --port-base N        HTTP ports N..N+2, PostgreSQL ports N+30000..N+30002 (default ${DEFAULT_PORT_BASE})`;
+  --port-base N        HTTP ports N..N+2, PostgreSQL ports N+30000..N+30002 (default ${DEFAULT_PORT_BASE})
+  --soak-seconds S     before the steps, S seconds of unmeasured load on each stack (default 0: a fresh stack)
+  --soak-rate R        the soak's rate, official mix (default ${DEFAULT_SOAK_RATE})`;
 
 export class UsageError extends Error {}
 
@@ -142,6 +148,8 @@ export function parseCapacityArgs(argv: string[]): CapacityOptions {
         'timeout-ms': { type: 'string' },
         seed: { type: 'string' },
         'port-base': { type: 'string' },
+        'soak-seconds': { type: 'string' },
+        'soak-rate': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -178,6 +186,8 @@ export function parseCapacityArgs(argv: string[]): CapacityOptions {
     timeoutMs: positive('--timeout-ms', values['timeout-ms'], 5000, true),
     seed,
     portBase,
+    soakSeconds: values['soak-seconds'] === undefined || values['soak-seconds'] === '0' ? 0 : positive('--soak-seconds', values['soak-seconds'], 0),
+    soakRate: positive('--soak-rate', values['soak-rate'], DEFAULT_SOAK_RATE),
   };
 }
 
@@ -506,6 +516,11 @@ async function measureLoadTarget(target: 'api' | 'http', run: number, o: Capacit
   try {
     const state = await stack.up();
     for (const name of ['api1', 'api2']) result.idleRssBytes[name] = currentRss(state.components.find((c) => c.name === name)?.pid);
+    if (o.soakSeconds > 0) {
+      const soak = await runStep({ port: stack.httpPort, ratePerS: o.soakRate, durationS: o.soakSeconds, seed: o.seed * 1000 + run * 100 + 99, timeoutMs: o.timeoutMs });
+      log(`${prefix} soak ${o.soakRate}/s for ${o.soakSeconds} s (not judged): p99 ${soak.latencyMs.p99.toFixed(2)} ms, ${soak.errors} errors`);
+      await sleep(o.pauseSeconds * 1000);
+    }
     for (let i = 0; i < o.steps.length; i++) {
       const m = await measuredStep(state, { port: stack.httpPort, ratePerS: o.steps[i], durationS: o.stepSeconds, seed: o.seed * 1000 + run * 100 + i, timeoutMs: o.timeoutMs });
       const step: JudgedStep = { ...m, ...judgeStep(m) };
