@@ -8,7 +8,9 @@
 // table's and index's pages, the share of HOT updates, dead row versions, and autovacuum's visits.
 //
 // The verdict is the ageing ratio: PostgreSQL's CPU per request in the costliest window over the
-// first window's; at most 1.1 passes. A rise that autovacuum later undoes still counts.
+// first window's; at most 1.1 passes. A rise that autovacuum later undoes still counts. Beside
+// it, the trend: the median of the last third of the windows over the first third's, which a
+// single noisy window (a neighbour on the shared machine) cannot move.
 //
 // --compare runs the variants of a bench experiment (loadtest/bench-variants.ts) alternately,
 // A B A B …, each on a fresh stack, and prints each variant's medians and their ratios to the
@@ -23,6 +25,7 @@ import { spread, type Spread } from './capacity';
 import { pgQueries } from './io';
 import { DEFAULT_REPORTS_DIR, gitInfo, machineInfo } from './meta';
 import { measuredStep } from './open';
+import { PG_ROLES, readPgRoleCpu, roleMsPerRequest, type PgRoleCpu } from './pg-processes';
 
 export const AGEING_LIMIT = 1.1;
 
@@ -187,6 +190,8 @@ export interface AgeingWindow extends StepRecord {
   /** seconds since the load started, at the window's end */
   t: number;
   db: DbWindow;
+  /** PostgreSQL's CPU ms per request by process role (null: the postmaster's pid is unknown) */
+  dbRoles: PgRoleCpu | null;
 }
 
 export interface AgeingMeasurement {
@@ -195,6 +200,11 @@ export interface AgeingMeasurement {
   windows: AgeingWindow[];
   /** PostgreSQL's CPU per request: costliest window / first window (null: not measured) */
   ageingRatio: number | null;
+  /**
+   * PostgreSQL's CPU per request, median of the last third of the windows / median of the first
+   * third: the trend, which one noisy window cannot move the way it moves the ratio above
+   */
+  trendRatio: number | null;
   /** median over the windows of PostgreSQL's CPU ms per request */
   dbCpuMsMedian: number | null;
   p99Median: number;
@@ -208,6 +218,14 @@ export function ageingRatio(dbCpuMs: readonly number[]): number | null {
   return Math.round((Math.max(...dbCpuMs) / dbCpuMs[0]) * 1000) / 1000;
 }
 
+export function trendRatio(dbCpuMs: readonly number[]): number | null {
+  const third = Math.floor(dbCpuMs.length / 3);
+  if (third === 0) return null;
+  const first = spread(dbCpuMs.slice(0, third)).median;
+  const last = spread(dbCpuMs.slice(-third)).median;
+  return first && last !== null ? Math.round((last / first) * 1000) / 1000 : null;
+}
+
 export function measurement(round: number, variant: string, windows: AgeingWindow[]): AgeingMeasurement {
   const db = windows.map((w) => w.cpuMsPerRequest?.db).filter((x): x is number => x !== undefined);
   return {
@@ -215,6 +233,7 @@ export function measurement(round: number, variant: string, windows: AgeingWindo
     variant,
     windows,
     ageingRatio: db.length === windows.length ? ageingRatio(db) : null,
+    trendRatio: db.length === windows.length ? trendRatio(db) : null,
     dbCpuMsMedian: db.length === windows.length ? spread(db).median : null,
     p99Median: spread(windows.map((w) => w.p99)).median ?? 0,
     errors: windows.reduce((sum, w) => sum + w.errors, 0),
@@ -227,6 +246,7 @@ export interface AgeingSummaryRow {
   baseline: boolean;
   measurements: number;
   ageingRatio: Spread | null;
+  trendRatio: Spread | null;
   dbCpuMs: Spread | null;
   p99: Spread;
   errors: Spread;
@@ -249,6 +269,7 @@ export function summarizeAgeing(measurements: AgeingMeasurement[], variants: Pic
       baseline: v.baseline,
       measurements: ms.length,
       ageingRatio: ratio,
+      trendRatio: spreadOf(ms.map((m) => m.trendRatio)),
       dbCpuMs: spreadOf(ms.map((m) => m.dbCpuMsMedian)),
       p99: spread(ms.map((m) => m.p99Median)),
       errors: spread(ms.map((m) => m.errors)),
@@ -275,21 +296,30 @@ export function windowLine(prefix: string, w: AgeingWindow): string {
     .map(([name, x]) => `${name} ${x === null ? '–' : x}`)
     .join(', ');
   const lag = w.lagValid ? '' : `  LAG INVALID (${w.lagReasons.join('; ')})`;
+  const roles = w.dbRoles ? `  db by role ${rolesText(w.dbRoles)}` : '';
   return (
     `${prefix} ${String(Math.round(w.t)).padStart(4)} s  ${cpu}  p99 ${w.p99.toFixed(2)} ms  err ${w.errors}  ` +
     `read/scan ${scans}  accounts ${w.db.accountsHeapPages}+${w.db.accountsIndexPages} pages, HOT ${w.db.hotShare === null ? '–' : `${Math.round(w.db.hotShare * 100)} %`}, dead ${w.db.deadTuples}` +
-    `${w.db.autovacuumed ? `  autovacuum(${w.db.autovacuumed})` : ''}${lag}`
+    `${w.db.autovacuumed ? `  autovacuum(${w.db.autovacuumed})` : ''}${roles}${lag}`
   );
 }
 
+/** "backends 0.120 walwriter 0.010 …": the roles that used any CPU. */
+export function rolesText(r: PgRoleCpu): string {
+  return PG_ROLES.filter((k) => r[k] > 0)
+    .map((k) => `${k} ${r[k].toFixed(3)}`)
+    .join(' ');
+}
+
 export function summaryTable(rows: AgeingSummaryRow[]): string[][] {
-  const header = ['variant', 'runs', `ageing ratio (≤ ${AGEING_LIMIT})`, 'db CPU ms/request, median of windows', 'p99 ms, median of windows', 'errors', 'db CPU vs repository', 'p99 vs repository'];
+  const header = ['variant', 'runs', `ageing ratio (≤ ${AGEING_LIMIT})`, 'trend (last third / first third)', 'db CPU ms/request, median of windows', 'p99 ms, median of windows', 'errors', 'db CPU vs repository', 'p99 vs repository'];
   return [
     header,
     ...rows.map((r) => [
       `${r.variant}${r.baseline ? ' (repository)' : ''}`,
       String(r.measurements),
       `${spreadText(r.ageingRatio)} ${r.pass ? 'PASS' : 'FAIL'}`,
+      spreadText(r.trendRatio),
       spreadText(r.dbCpuMs, 3),
       spreadText(r.p99),
       spreadText(r.errors, 0),
@@ -324,17 +354,20 @@ async function measureAgeing(o: AgeingOptions, stack: BenchStack, round: number,
   const state = await stack.up();
   if (!state.cgroups) log(`${prefix} WARNING: the stack runs without cgroups; CPU is not measured`);
   const windows: AgeingWindow[] = [];
+  const postmaster = state.components.find((c) => c.name === 'db')?.pid;
   let before = dbReading(await pgQueries(state.database, DB_READING_QUERIES));
   const count = Math.max(1, Math.round(o.seconds / o.windowS));
   let t = 0;
   for (let i = 0; i < count; i++) {
     const cpu0 = readMachineCpu();
+    const roles0 = postmaster ? readPgRoleCpu(postmaster) : undefined;
     const m = await measuredStep(state, { port: stack.httpPort, ratePerS: o.rate, durationS: o.windowS, seed: o.seed * 1000 + round * 100 + i });
     const cpu1 = readMachineCpu();
+    const roles = roles0 && postmaster ? roleMsPerRequest(roles0, readPgRoleCpu(postmaster), m.completed) : null;
     t += m.wallS;
     const after = dbReading(await pgQueries(state.database, DB_READING_QUERIES));
     const busy = cpu0 && cpu1 && m.wallS > 0 ? (cpu1.busy - cpu0.busy) / m.wallS : null;
-    const w: AgeingWindow = { ...stepRecord(round, variant, m, busy), t, db: dbWindow(before, after) };
+    const w: AgeingWindow = { ...stepRecord(round, variant, m, busy), t, db: dbWindow(before, after), dbRoles: roles };
     windows.push(w);
     log(windowLine(prefix, w));
     before = after;
@@ -369,7 +402,7 @@ export async function runAgeing(o: AgeingOptions, log: (line: string) => void = 
         try {
           const m = await measureAgeing(o, stack, round, v.name, prefix, log);
           measurements.push(m);
-          log(`${prefix} ageing ratio ${fmt(m.ageingRatio, 3)} (${m.ageingRatio !== null && m.ageingRatio <= AGEING_LIMIT ? 'PASS' : 'FAIL'}), db CPU median ${fmt(m.dbCpuMsMedian, 3)} ms/request, ${m.invalidWindows} window(s) with generator lag`);
+          log(`${prefix} ageing ratio ${fmt(m.ageingRatio, 3)} (${m.ageingRatio !== null && m.ageingRatio <= AGEING_LIMIT ? 'PASS' : 'FAIL'}), trend ${fmt(m.trendRatio, 3)}, db CPU median ${fmt(m.dbCpuMsMedian, 3)} ms/request, ${m.invalidWindows} window(s) with generator lag`);
         } catch (err) {
           failures.push({ round, variant: v.name, error: (err as Error).message });
           log(`${prefix} FAILED: ${(err as Error).message}`);
@@ -420,7 +453,7 @@ export function renderAgeingMarkdown(r: AgeingReport): string {
   ];
   for (const m of r.measurements) {
     lines.push(`## ${m.variant}, round ${m.round}`, '');
-    const header = ['t s', 'db ms/req', 'api ms/req', 'nginx ms/req', 'p99 ms', 'errors', 'ledger read/scan', 'accounts pages', 'HOT', 'dead', 'autovacuum', 'lag'];
+    const header = ['t s', 'db ms/req', 'api ms/req', 'nginx ms/req', 'p99 ms', 'errors', 'ledger read/scan', 'accounts pages', 'HOT', 'dead', 'autovacuum', 'db ms/req by role', 'lag'];
     const rows = m.windows.map((w) => [
       String(Math.round(w.t)),
       fmt(w.cpuMsPerRequest?.db, 3),
@@ -435,6 +468,7 @@ export function renderAgeingMarkdown(r: AgeingReport): string {
       w.db.hotShare === null ? '–' : `${Math.round(w.db.hotShare * 100)} %`,
       String(w.db.deadTuples),
       w.db.autovacuumed,
+      w.dbRoles ? rolesText(w.dbRoles) : '–',
       w.lagValid ? 'ok' : 'INVALID',
     ]);
     lines.push(markdownTable([header, ...rows]), '');

@@ -1,0 +1,64 @@
+// Where PostgreSQL's CPU goes, by process role: the backends that serve the APIs' calls, and the
+// auxiliary processes (WAL writer, checkpointer, background writer, autovacuum) whose cost is
+// fixed per second rather than per request. Read from /proc: the postmaster's children, each
+// named by its title ("postgres: walwriter"), with utime + stime in clock ticks.
+
+import * as fs from 'node:fs';
+
+export const PG_ROLES = ['backends', 'walwriter', 'checkpointer', 'bgwriter', 'autovacuum', 'postmaster', 'other'] as const;
+export type PgRole = (typeof PG_ROLES)[number];
+
+/** CPU-seconds so far per role, summed over the live processes of that role. */
+export type PgRoleCpu = Record<PgRole, number>;
+
+/** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these ticks. */
+const TICKS_PER_S = 100;
+
+/** The role of a postmaster's child, from its process title. */
+export function roleOf(title: string): PgRole {
+  if (/^postgres: walwriter/.test(title)) return 'walwriter';
+  if (/^postgres: checkpointer/.test(title)) return 'checkpointer';
+  if (/^postgres: background writer/.test(title)) return 'bgwriter';
+  if (/^postgres: autovacuum/.test(title)) return 'autovacuum';
+  // "postgres: <user> <database> [local] idle", or "… 127.0.0.1(40312) idle": a client's backend.
+  if (/^postgres: \S+ \S+ (\[local\]|[0-9a-f.:]+\(\d+\))/.test(title)) return 'backends';
+  return 'other';
+}
+
+/** utime + stime of a /proc/<pid>/stat line, in seconds (fields 14 and 15, after the command). */
+export function cpuSecondsOfStat(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state), so utime (14) and stime (15) are at 11 and 12.
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU so far of the postmaster and of each of its live children, by role. A backend that
+ * exited between two readings takes its CPU with it, so compare readings of a stack whose
+ * connections live as long as the measurement (the APIs' pools do).
+ */
+export function readPgRoleCpu(postmasterPid: number): PgRoleCpu {
+  const cpu = Object.fromEntries(PG_ROLES.map((r) => [r, 0])) as PgRoleCpu;
+  const own = readText(`/proc/${postmasterPid}/stat`);
+  if (own) cpu.postmaster = cpuSecondsOfStat(own);
+  const children = readText(`/proc/${postmasterPid}/task/${postmasterPid}/children`) ?? '';
+  for (const pid of children.split(/\s+/).filter(Boolean)) {
+    const stat = readText(`/proc/${pid}/stat`);
+    const title = readText(`/proc/${pid}/cmdline`)?.replace(/\0+$/, '').replace(/\0/g, ' ');
+    if (stat && title !== undefined) cpu[roleOf(title)] += cpuSecondsOfStat(stat);
+  }
+  return cpu;
+}
+
+/** CPU ms per request of each role between two readings (0 requests: all 0). */
+export function roleMsPerRequest(before: PgRoleCpu, after: PgRoleCpu, requests: number): PgRoleCpu {
+  return Object.fromEntries(PG_ROLES.map((r) => [r, requests > 0 ? Math.round(((Math.max(0, after[r] - before[r]) * 1000) / requests) * 1000) / 1000 : 0])) as PgRoleCpu;
+}
