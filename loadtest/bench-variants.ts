@@ -313,6 +313,12 @@ export const EXPERIMENTS: readonly Experiment[] = [
     ],
   },
   {
+    name: 'statement',
+    title: "How account_statement writes its body",
+    compares: 'json_build_object (current) against text concatenation with to_json for descricao (loadtest/variants/statement-as-text.sql)',
+    variants: () => [current('json_build_object'), variant('as-text', 'loadtest/variants/statement-as-text.sql', { CREBITOS_SQL: 'loadtest/variants/statement-as-text.sql' })],
+  },
+  {
     name: 'pg-settings',
     title: 'PostgreSQL settings: contest profile against the safe one',
     compares: 'postgresql.conf (synchronous_commit off, current) against postgresql.safe.conf included after it (durable commits)',

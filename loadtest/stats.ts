@@ -174,6 +174,16 @@ export interface TimelinePoint {
   inflightMax: number;
 }
 
+export interface WindowLatency {
+  /** seconds since the run started */
+  fromS: number;
+  toS: number;
+  count: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+}
+
 export interface LagStats {
   count: number;
   meanMs: number | null;
@@ -289,6 +299,17 @@ export class Recorder {
 
   lagStats(): LagStats {
     return lagStatsOf(this.lag);
+  }
+
+  /**
+   * Latency of the requests started in seconds [fromS, toS) of the run, from the per-second
+   * histograms (2 significant digits): the official profile's ramp and plateau apart.
+   */
+  latencyBetween(fromS: number, toS: number): WindowLatency {
+    const h = newHistogram(2);
+    for (let i = Math.max(0, Math.floor(fromS)); i < Math.min(this.seconds.length, Math.ceil(toS)); i++) h.add(this.seconds[i].latency);
+    const n = h.totalCount;
+    return { fromS, toS, count: n, p50Ms: n ? ms(h.getValueAtPercentile(50)) : null, p99Ms: n ? ms(h.getValueAtPercentile(99)) : null, maxMs: n ? ms(h.maxValue) : null };
   }
 
   groupStats(): Record<Group, LatencyStats> {

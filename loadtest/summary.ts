@@ -1,7 +1,7 @@
 // The result of one load run (written as summary.json) and its Gatling-style text rendering.
 
 import { GROUPS, LOWER_BOUND_MS, HIGHER_BOUND_MS, type Group, type Payout, type Profile } from './simulation';
-import { LAG_LIMITS, type LagStats, type LatencyStats, type TimelinePoint } from './stats';
+import { LAG_LIMITS, type LagStats, type LatencyStats, type TimelinePoint, type WindowLatency } from './stats';
 
 export interface UsageRow {
   name: string;
@@ -63,6 +63,11 @@ export interface RunSummary {
   phases: PhaseResult[];
   lag: LagStats & { limits: typeof LAG_LIMITS; valid: boolean; reasons: string[]; eventLoopDelayP99Ms: number | null; eventLoopDelayMaxMs: number | null; generatorCpuSeconds: number };
   timeline: { loadStartSecond: number; points: TimelinePoint[] };
+  /**
+   * The load's ramp and plateau apart (requests started in each, validations included): at the
+   * ramp's low rates every hop pays the host's wake-up cost, so its p99 sits above the plateau's
+   */
+  stages?: { ramp: WindowLatency; plateau: WindowLatency };
   distribution: { perDecade: number; ok: number[]; ko: number[] };
   audit: AuditResult;
   usage?: UsageRow[];
@@ -156,6 +161,12 @@ export function formatSummary(s: RunSummary): string {
     g('min / mean / max response time (ms)', `${fmtMs(t.minMs)} / ${fmtMs(t.meanMs)} / ${fmtMs(t.maxMs)}  (std ${fmtMs(t.stdMs)})`),
     g('response time p50 / p75 / p95 / p99 (ms)', `${fmtMs(t.p50Ms)} / ${fmtMs(t.p75Ms)} / ${fmtMs(t.p95Ms)} / ${fmtMs(t.p99Ms)}`),
     g('mean requests/sec', t.requestsPerSecond.toFixed(3)),
+    ...(s.stages
+      ? [
+          g('ramp: requests, p50 / p99 / max (ms)', `${fmtInt(s.stages.ramp.count)}, ${fmtMs(s.stages.ramp.p50Ms)} / ${fmtMs(s.stages.ramp.p99Ms)} / ${fmtMs(s.stages.ramp.maxMs)}`),
+          g('plateau: requests, p50 / p99 / max (ms)', `${fmtInt(s.stages.plateau.count)}, ${fmtMs(s.stages.plateau.p50Ms)} / ${fmtMs(s.stages.plateau.p99Ms)} / ${fmtMs(s.stages.plateau.maxMs)}`),
+        ]
+      : []),
     section('Requests (times in ms)'),
     ...table(latencyTable(s)),
     section('Response Time Distribution'),

@@ -208,6 +208,26 @@ describe('consistency validator and checks', () => {
 });
 
 describe('summary math', () => {
+  it('latency of a span of seconds: the ramp and the plateau apart, by when each request started', () => {
+    const r = new Recorder();
+    const at = (startMs: number, latencyMs: number): void => {
+      r.started(startMs);
+      r.record({ group: 'extratos', startMs, endMs: startMs + latencyMs, status: 200, failure: undefined }, 'GET');
+    };
+    for (let i = 0; i < 100; i++) at(500 + i, 3); // second 0
+    for (let i = 0; i < 100; i++) at(1500 + i, 1); // second 1
+    at(2990, 40); // second 2, ends in second 3
+    const ramp = r.latencyBetween(0, 1);
+    const plateau = r.latencyBetween(1, Infinity);
+    const near = (x: number | null, y: number): boolean => x !== null && Math.abs(x - y) / y < 0.01; // 2 significant digits
+    assert.equal(ramp.count, 100);
+    assert.ok(near(ramp.p50Ms, 3) && near(ramp.maxMs, 3), JSON.stringify(ramp));
+    assert.equal(plateau.count, 101);
+    assert.ok(near(plateau.p50Ms, 1), JSON.stringify(plateau));
+    assert.ok(Math.abs(plateau.maxMs! - 40) < 0.5, `${plateau.maxMs}`);
+    assert.equal(r.latencyBetween(5, 9).count, 0);
+    assert.equal(r.latencyBetween(5, 9).p99Ms, null);
+  });
   it('Gatling response-time groups and percentiles from an HDR histogram', () => {
     const t = new Tally();
     for (let i = 0; i < 97; i++) t.record(1_000, undefined); // 1 ms
