@@ -3,7 +3,8 @@
 // Does PostgreSQL's cost per request grow as a fresh stack ages under steady load? A fresh native
 // stack inside the envelope takes the official mix at one open-model rate, with a new connection
 // per request, for a few minutes. Every window (10 s) prints each component's CPU per request,
-// the latency and errors, and what the database looks like: index entries read per scan of each
+// the latency and errors (PostgreSQL's per request that reached it: 200 or 422), and what the
+// database looks like: index entries read per scan of each
 // ledger index (about 10 when the statement's plan is the LIMITed range scan), the accounts
 // table's and index's pages, the share of HOT updates, dead row versions, and autovacuum's visits.
 //
@@ -190,9 +191,18 @@ export interface AgeingWindow extends StepRecord {
   /** seconds since the load started, at the window's end */
   t: number;
   db: DbWindow;
-  /** PostgreSQL's CPU ms per request by process role (null: the postmaster's pid is unknown) */
+  /**
+   * PostgreSQL's CPU ms per request that reached it (answered 200 or 422): a 503 from an API's
+   * admission control costs the database nothing, so counting it would make a window of
+   * refusals (a fresh stack's first seconds) look cheap (null: CPU not measured)
+   */
+  dbMsPerServed: number | null;
+  /** PostgreSQL's CPU ms per served request by process role (null: the postmaster's pid is unknown) */
   dbRoles: PgRoleCpu | null;
 }
+
+/** Requests that reached the database: 200, or 422 (a refused debit or an invalid body). */
+export const servedCount = (statuses: Record<string, number>): number => (statuses['200'] ?? 0) + (statuses['422'] ?? 0);
 
 export interface AgeingMeasurement {
   round: number;
@@ -227,7 +237,7 @@ export function trendRatio(dbCpuMs: readonly number[]): number | null {
 }
 
 export function measurement(round: number, variant: string, windows: AgeingWindow[]): AgeingMeasurement {
-  const db = windows.map((w) => w.cpuMsPerRequest?.db).filter((x): x is number => x !== undefined);
+  const db = windows.map((w) => w.dbMsPerServed).filter((x): x is number => x !== null);
   return {
     round,
     variant,
@@ -291,7 +301,7 @@ const spreadText = (s: Spread | null, digits = 2): string => (s === null ? '–'
 
 export function windowLine(prefix: string, w: AgeingWindow): string {
   const c = w.cpuMsPerRequest;
-  const cpu = c ? `cpu/req db ${c.db.toFixed(3)} api ${c.api.toFixed(3)} nginx ${c.nginx.toFixed(3)} ms` : 'cpu not measured';
+  const cpu = c ? `cpu/req db ${fmt(w.dbMsPerServed, 3)} (served) api ${c.api.toFixed(3)} nginx ${c.nginx.toFixed(3)} ms` : 'cpu not measured';
   const scans = Object.entries(w.db.ledgerReadPerScan)
     .map(([name, x]) => `${name} ${x === null ? '–' : x}`)
     .join(', ');
@@ -363,11 +373,14 @@ async function measureAgeing(o: AgeingOptions, stack: BenchStack, round: number,
     const roles0 = postmaster ? readPgRoleCpu(postmaster) : undefined;
     const m = await measuredStep(state, { port: stack.httpPort, ratePerS: o.rate, durationS: o.windowS, seed: o.seed * 1000 + round * 100 + i });
     const cpu1 = readMachineCpu();
-    const roles = roles0 && postmaster ? roleMsPerRequest(roles0, readPgRoleCpu(postmaster), m.completed) : null;
+    const served = servedCount(m.statuses);
+    const roles = roles0 && postmaster ? roleMsPerRequest(roles0, readPgRoleCpu(postmaster), served) : null;
     t += m.wallS;
     const after = dbReading(await pgQueries(state.database, DB_READING_QUERIES));
     const busy = cpu0 && cpu1 && m.wallS > 0 ? (cpu1.busy - cpu0.busy) / m.wallS : null;
-    const w: AgeingWindow = { ...stepRecord(round, variant, m, busy), t, db: dbWindow(before, after), dbRoles: roles };
+    const record = stepRecord(round, variant, m, busy);
+    const dbMsPerServed = record.cpuMsPerRequest && served > 0 ? Math.round(((record.cpuMsPerRequest.db * m.completed) / served) * 1000) / 1000 : null;
+    const w: AgeingWindow = { ...record, t, db: dbWindow(before, after), dbMsPerServed, dbRoles: roles };
     windows.push(w);
     log(windowLine(prefix, w));
     before = after;
@@ -453,10 +466,10 @@ export function renderAgeingMarkdown(r: AgeingReport): string {
   ];
   for (const m of r.measurements) {
     lines.push(`## ${m.variant}, round ${m.round}`, '');
-    const header = ['t s', 'db ms/req', 'api ms/req', 'nginx ms/req', 'p99 ms', 'errors', 'ledger read/scan', 'accounts pages', 'HOT', 'dead', 'autovacuum', 'db ms/req by role', 'lag'];
+    const header = ['t s', 'db ms/served req', 'api ms/req', 'nginx ms/req', 'p99 ms', 'errors', 'ledger read/scan', 'accounts pages', 'HOT', 'dead', 'autovacuum', 'db ms/req by role', 'lag'];
     const rows = m.windows.map((w) => [
       String(Math.round(w.t)),
-      fmt(w.cpuMsPerRequest?.db, 3),
+      fmt(w.dbMsPerServed, 3),
       fmt(w.cpuMsPerRequest?.api, 3),
       fmt(w.cpuMsPerRequest?.nginx, 3),
       fmt(w.p99),

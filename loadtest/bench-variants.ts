@@ -164,17 +164,19 @@ export function proportionalSplit(cpuMsPerRequest: { db: number; api: number; ng
 export const describeSplit = (s: Split): string => `db ${s.db} / api ${s.api1}+${s.api2} / nginx ${s.nginx}`;
 
 /**
- * CPU ms per request of each component on the repository's configuration at 2000 req/s, the
- * highest rate its baseline carried in all three rounds: medians of npm run bench -- split
- * --rates 1000,1500,2000,2500 --seconds 8 (2026-12-04, commit ce1155f, AMD EPYC host; report
- * reports/bench/split-2026-12-04T17-10-57.md, not committed). Every bench report carries the same numbers for
- * its own baseline (suggestedSplit), so this can be brought up to date from any run. The first
- * value (db 0.27, APIs 0.25, nginx 0.09 at 1500 req/s, Intel Xeon host, 2026-11) gave the
- * database 0.7 and nginx 0.2; nginx then saturated first at 2500 req/s. Per request, every
- * component costs less at high load than at the official test's 340 req/s: idle work is spread
- * over more requests and wake-ups serve batches.
+ * CPU ms per request of each component on the repository's configuration at 2500 req/s, after
+ * the statement's plan was fixed: medians over the windows of npm run ageing -- --compare ledger
+ * --variants before --rounds 3 (2026-12-06, commit 0251f91, Intel Xeon host; reports/ageing/,
+ * not committed). The plan fix took the database from 0.2 to about 0.15 ms, so the APIs, at
+ * 0.25 CPU each, became the first component to run out. Every bench report carries the same
+ * numbers for its own baseline (suggestedSplit), so this can be brought up to date from any run.
+ * Earlier values: db 0.2, APIs 0.14, nginx 0.09 at 2000 req/s (2026-12-04, AMD EPYC host), which
+ * gave db 0.7 / APIs 0.25 + 0.25 / nginx 0.3; db 0.27, APIs 0.25, nginx 0.09 at 1500 req/s
+ * (Intel Xeon host, 2026-11), which gave the database 0.7 and nginx 0.2, and nginx then
+ * saturated first at 2500 req/s. Per request, every component costs less at high load than at
+ * the official test's 340 req/s: idle work is spread over more requests and wake-ups serve batches.
  */
-export const MEASURED_CPU_MS_PER_REQUEST = { db: 0.2, api: 0.14, nginx: 0.09 };
+export const MEASURED_CPU_MS_PER_REQUEST = { db: 0.146, api: 0.145, nginx: 0.07 };
 
 // ---------------------------------------------------------------------------------------------
 // Variants

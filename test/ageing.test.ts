@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AGEING_LIMIT, ageingRatio, trendRatio, dbReading, dbWindow, measurement, parseAgeingArgs, rolesText, summarizeAgeing, type AgeingWindow, type DbReading } from '../loadtest/ageing';
+import { AGEING_LIMIT, ageingRatio, servedCount, trendRatio, dbReading, dbWindow, measurement, parseAgeingArgs, rolesText, summarizeAgeing, type AgeingWindow, type DbReading } from '../loadtest/ageing';
 import { cpuSecondsOfStat, roleMsPerRequest, roleOf, type PgRoleCpu } from '../loadtest/pg-processes';
 
 describe('ageing options', () => {
@@ -54,7 +54,7 @@ describe('database readings', () => {
 });
 
 const win = (db: number | null, p99 = 1, errors = 0, lagValid = true): AgeingWindow =>
-  ({ p99, errors, lagValid, cpuMsPerRequest: db === null ? null : { db, api: 0, nginx: 0, total: db } }) as unknown as AgeingWindow;
+  ({ p99, errors, lagValid, dbMsPerServed: db, cpuMsPerRequest: db === null ? null : { db, api: 0, nginx: 0, total: db } }) as unknown as AgeingWindow;
 
 describe('the ageing ratio', () => {
   it('is the costliest window over the first, so a rise that later falls back still counts', () => {
@@ -67,6 +67,10 @@ describe('the ageing ratio', () => {
     assert.equal(trendRatio([0.2, 0.2, 0.9, 0.2, 0.3, 0.3]), 1.5);
     assert.equal(trendRatio([0.2, 0.9, 0.2]), 1);
     assert.equal(trendRatio([0.2, 0.3]), null);
+  });
+  it('counts the requests that reached the database: 200 and 422, not 503s or errors', () => {
+    assert.equal(servedCount({ '200': 10, '422': 3, '503': 50, 'error:ECONNRESET': 2 }), 13);
+    assert.equal(servedCount({}), 0);
   });
   it('a measurement without CPU readings has no ratio', () => {
     assert.equal(measurement(1, 'x', [win(0.2), win(null)]).ageingRatio, null);
