@@ -264,9 +264,9 @@ async function warmUp(target: Target, attempts: number): Promise<string> {
 }
 
 /** The ramp from the run's start to the plateau's, and the plateau to the run's end. */
-function stagesOf(recorder: Recorder, loadStartS: number, profile: Pick<Profile, 'rampSeconds'>): NonNullable<RunSummary['stages']> {
+function stagesOf(recorder: Recorder, loadStartS: number, endS: number, profile: Pick<Profile, 'rampSeconds'>): NonNullable<RunSummary['stages']> {
   const plateauS = loadStartS + profile.rampSeconds;
-  return { ramp: recorder.latencyBetween(0, plateauS), plateau: recorder.latencyBetween(plateauS, Infinity) };
+  return { ramp: recorder.latencyBetween(0, plateauS), plateau: recorder.latencyBetween(plateauS, endS) };
 }
 
 async function ledgerCount(conninfo: string): Promise<{ entries: number; nonZeroBalances: number }> {
@@ -498,7 +498,7 @@ async function main(): Promise<number> {
       generatorCpuSeconds: (cpu.user + cpu.system) / 1e6,
     },
     timeline: { loadStartSecond: loadStart === undefined ? 0 : (loadStart - ctx.runStart) / 1000, points: recorder.timeline() },
-    stages: loadStart === undefined ? undefined : stagesOf(recorder, (loadStart - ctx.runStart) / 1000, profile),
+    stages: loadStart === undefined ? undefined : stagesOf(recorder, (loadStart - ctx.runStart) / 1000, durationSeconds, profile),
     distribution: { perDecade: DISTRIBUTION_PER_DECADE, ok: [...recorder.distribution], ko: [...recorder.distributionKo] },
     audit: auditResult,
     usage: usageDuring(usageBefore, usageAfter, durationSeconds),
