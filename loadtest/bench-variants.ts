@@ -315,16 +315,6 @@ export const EXPERIMENTS: readonly Experiment[] = [
     ],
   },
   {
-    name: 'v8-threads',
-    title: "V8's background threads in the APIs",
-    compares: "V8's defaults against --single-threaded-gc and --single-threaded: under a 0.3-CPU quota, GC and compiler threads running beside the main thread spend a period's quota in bursts, and the API then waits for the next period",
-    variants: () => [
-      current('V8 defaults'),
-      variant('single-threaded-gc', 'NODE_OPTIONS=--single-threaded-gc', { NODE_OPTIONS: '--single-threaded-gc' }),
-      variant('single-threaded', 'NODE_OPTIONS=--single-threaded', { NODE_OPTIONS: '--single-threaded' }),
-    ],
-  },
-  {
     name: 'statement',
     title: "How account_statement writes its body",
     compares: 'json_build_object (current) against text concatenation with to_json for descricao (loadtest/variants/statement-as-text.sql)',
