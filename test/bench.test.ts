@@ -25,7 +25,7 @@ import {
   variantEnv,
   type BenchOptions,
   type StepRecord,
-} from '../loadtest/bench';
+} from '../loadtest/bench/bench';
 import {
   DEFAULTS,
   EXPERIMENTS,
@@ -40,8 +40,9 @@ import {
   substituteOnce,
   variantsOf,
   type Variant,
-} from '../loadtest/bench-variants';
-import { nativeNginxConf, parseComposeLimits } from '../stack';
+} from '../loadtest/bench/bench-variants';
+import { parseComposeLimits } from '../stack/envelope';
+import { nativeNginxConf } from '../stack/nginx-config';
 import { REPO } from './helpers';
 
 const sources = repoSources();

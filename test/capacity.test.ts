@@ -30,10 +30,10 @@ import {
   spread,
   type CapacitySummary,
   type JudgedStep,
-} from '../loadtest/capacity';
-import { renderCapacityReport, xyChart } from '../loadtest/capacity-report';
-import { createFixedServer, fixedBody } from '../loadtest/fixed-server';
-import { readComposeLimits, readEnvelope } from '../stack';
+} from '../loadtest/capacity/capacity';
+import { renderCapacityReport, xyChart } from '../loadtest/capacity/capacity-report';
+import { createFixedServer, fixedBody } from '../loadtest/capacity/fixed-server';
+import { readComposeLimits, readEnvelope } from '../stack/envelope';
 import { REPO } from './helpers';
 
 describe('options', () => {

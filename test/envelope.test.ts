@@ -8,7 +8,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
-import { BUDGET, budgetProblems, COMPONENTS, parseMemory, readComposeLimits, readEnvelope, type CgroupPaths, type StackState } from '../stack';
+import { type CgroupPaths } from '../stack/cgroups';
+import { BUDGET, budgetProblems, COMPONENTS, parseMemory, readComposeLimits, readEnvelope } from '../stack/envelope';
+import { type StackState } from '../stack/state';
 import { REPO, TestStack } from './helpers';
 
 const COMPOSE = path.join(REPO, 'docker-compose.yml');

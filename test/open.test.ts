@@ -8,26 +8,12 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { before, describe, it } from 'node:test';
-import {
-  BODY_CHUNKED,
-  BODY_UNTIL_CLOSE,
-  OFFICIAL_MIX,
-  arrivalCount,
-  arrivalOffsetMs,
-  formatRequest,
-  isOkStatus,
-  isResponseComplete,
-  measuredStep,
-  mixSequence,
-  parseResponseHead,
-  prepareRequests,
-  runStep,
-  type StepResult,
-} from '../loadtest/open';
-import { kindOf, medianOf, percentiles } from '../loadtest/hops';
-import { seededRng } from '../loadtest/simulation';
-import { LAG_LIMITS } from '../loadtest/stats';
-import type { StackState } from '../stack';
+import { arrivalCount, arrivalOffsetMs, measuredStep, mixSequence, prepareRequests, runStep, type StepResult } from '../loadtest/lib/open-model';
+import { BODY_CHUNKED, BODY_UNTIL_CLOSE, formatRequest, isResponseComplete, parseResponseHead } from '../loadtest/lib/http';
+import { kindOf, medianOf, percentiles } from '../loadtest/bench/hops';
+import { seededRng, OFFICIAL_MIX, isOkStatus } from '../loadtest/lib/official-simulation';
+import { LAG_LIMITS } from '../loadtest/lib/stats';
+import type { StackState } from '../stack/state';
 import { REPO, useStack } from './helpers';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -150,10 +136,10 @@ describe('response framing', () => {
   });
 
   it('a 422 is a valid answer to a debit only', () => {
-    assert.equal(isOkStatus('debits', 422), true);
-    assert.equal(isOkStatus('credits', 422), false);
-    assert.equal(isOkStatus('statements', 200), true);
-    assert.equal(isOkStatus('debits', 503), false);
+    assert.equal(isOkStatus('débitos', 422), true);
+    assert.equal(isOkStatus('créditos', 422), false);
+    assert.equal(isOkStatus('extratos', 200), true);
+    assert.equal(isOkStatus('débitos', 503), false);
   });
 });
 

@@ -17,12 +17,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { BenchStack, claimHome, markdownTable, readMachineCpu, repoSources, stepRecord, textTable, variantEnv, type StepRecord } from './bench';
+import type { StackClient } from '../../stack/client';
+import { benchStack, claimHome, markdownTable, readMachineCpu, repoSources, stepRecord, textTable, variantEnv, type StepRecord } from './bench';
 import { findExperiment, variantsOf, type Variant } from './bench-variants';
-import { spread, type Spread } from './capacity';
-import { pgQueries } from './io';
-import { DEFAULT_REPORTS_DIR, gitInfo, machineInfo } from './meta';
-import { measuredStep } from './open';
+import { spread, type Spread } from '../capacity/capacity';
+import { pgQueries } from '../lib/database';
+import { DEFAULT_REPORTS_DIR, gitInfo, machineInfo } from '../lib/provenance';
+import { measuredStep } from '../lib/open-model';
 
 export const AGEING_LIMIT = 1.1;
 
@@ -320,7 +321,7 @@ export interface AgeingReport {
 
 const REPOSITORY: Variant = { name: 'repository', description: "the repository's configuration", baseline: true, env: {}, files: [] };
 
-async function measureAgeing(o: AgeingOptions, stack: BenchStack, round: number, variant: string, prefix: string, log: (line: string) => void): Promise<AgeingMeasurement> {
+async function measureAgeing(o: AgeingOptions, stack: StackClient, round: number, variant: string, prefix: string, log: (line: string) => void): Promise<AgeingMeasurement> {
   const state = await stack.up();
   if (!state.cgroups) log(`${prefix} WARNING: the stack runs without cgroups; CPU is not measured`);
   const windows: AgeingWindow[] = [];
@@ -342,7 +343,7 @@ async function measureAgeing(o: AgeingOptions, stack: BenchStack, round: number,
   return measurement(round, variant, windows);
 }
 
-export async function runAgeing(o: AgeingOptions, log: (line: string) => void = console.log, onStack: (s: BenchStack | undefined) => void = () => {}): Promise<{ report: AgeingReport; json: string }> {
+export async function runAgeing(o: AgeingOptions, log: (line: string) => void = console.log, onStack: (s: StackClient | undefined) => void = () => {}): Promise<{ report: AgeingReport; json: string }> {
   const started = new Date();
   const experiment = o.compare === undefined ? undefined : findExperiment(o.compare);
   const variants = experiment ? variantsOf(experiment, repoSources()).filter((v) => v.baseline || !o.variants || o.variants.includes(v.name)) : [REPOSITORY];
@@ -364,7 +365,7 @@ export async function runAgeing(o: AgeingOptions, log: (line: string) => void = 
     for (let round = 1; round <= o.rounds; round++) {
       for (const v of variants) {
         const prefix = `[ageing ${round}/${o.rounds}] ${v.name.padEnd(Math.max(...variants.map((x) => x.name.length)))}`;
-        const stack = new BenchStack(claim.home, claim.portBase, variantEnv(v, filesDir));
+        const stack = benchStack(claim.home, claim.portBase, variantEnv(v, filesDir));
         onStack(stack);
         try {
           const m = await measureAgeing(o, stack, round, v.name, prefix, log);
@@ -452,7 +453,7 @@ if (require.main === module) {
     console.error(USAGE);
     process.exit(2);
   }
-  let current: BenchStack | undefined;
+  let current: StackClient | undefined;
   const stop = (signal: string): void => {
     console.error(`\n${signal}: stopping the stack`);
     current?.downIfStarted();

@@ -7,7 +7,7 @@
 // repository's files come in as text, so the variants can be tested without a stack.
 
 import { parseDocument, stringify } from 'yaml';
-import { BUDGET, COMPONENTS, budgetProblems, parseComposeLimits, type ComponentName } from '../stack';
+import { BUDGET, COMPONENTS, budgetProblems, parseComposeLimits, type ComponentName } from '../../stack/envelope';
 
 export interface GeneratedFile {
   /** the variable that points the stack at it (CREBITOS_NGINX_CONF, CREBITOS_COMPOSE) */

@@ -14,20 +14,20 @@
 // to reports/bench/<experiment>-<timestamp>.json and .md (generated configuration files in the
 // directory of the same name).
 
-import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { readConfig } from '../server';
-import { alive, readState, type StackState } from '../stack';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readConfig } from '../../server';
+import { StackClient } from '../../stack/client';
+import { alive } from '../../stack/state';
 import { DEFAULTS, EXPERIMENTS, describeSplit, findExperiment, proportionalSplit, variantsOf, type Experiment, type Sources, type Split, type Variant } from './bench-variants';
-import { fraction, parseSteps, spread, type Spread } from './capacity';
-import { DEFAULT_REPORTS_DIR, REPO, gitInfo, machineInfo } from './meta';
-import { measuredStep, runStep, type MeasuredStep } from './open';
-import { LAG_LIMITS } from './stats';
+import { fraction, parseSteps, spread, type Spread } from '../capacity/capacity';
+import { DEFAULT_REPORTS_DIR, REPO, gitInfo, machineInfo } from '../lib/provenance';
+import { measuredStep, runStep, type MeasuredStep } from '../lib/open-model';
+import { LAG_LIMITS } from '../lib/stats';
 
-const STACK_JS = path.join(REPO, 'dist', 'stack.js');
 
 // ---------------------------------------------------------------------------------------------
 // Options and the time plan
@@ -372,48 +372,14 @@ export function variantEnv(variant: Variant, filesDir: string, base: NodeJS.Proc
   return env;
 }
 
-/** One fresh native stack at a time from a claimed home, started and stopped through stack.js. */
-export class BenchStack {
-  private started = false;
-
-  constructor(
-    readonly home: string,
-    readonly httpPort: number,
-    private readonly env: NodeJS.ProcessEnv,
-  ) {}
-
-  private get fullEnv(): NodeJS.ProcessEnv {
-    return { ...this.env, CREBITOS_HOME: this.home, HTTP_PORT: String(this.httpPort), PG_PORT: String(this.httpPort + 30000) };
-  }
-
-  /** `stack.js up`, asynchronously so this process's timers keep running; returns the state. */
-  async up(): Promise<StackState> {
-    if (readState(this.home)) this.down();
-    this.started = true;
-    const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, [STACK_JS, 'up'], { cwd: REPO, env: this.fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-      child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`the stack in ${this.home} failed to start (exit ${code}):\n${out.trim().split('\n').slice(-15).join('\n')}`))));
-    });
-    const state = readState(this.home);
-    if (!state) throw new Error(`no stack state in ${this.home} after up:\n${output}`);
-    return state;
-  }
-
-  down(): void {
-    spawnSync(process.execPath, [STACK_JS, 'down'], { cwd: REPO, env: this.fullEnv, stdio: 'ignore', timeout: 120_000 });
-    this.started = false;
-  }
-
-  downIfStarted(): void {
-    if (this.started) this.down();
-  }
+/** A variant's stack from a claimed home: the repository's configuration with only the variant's variables set. */
+export function benchStack(home: string, httpPort: number, env: NodeJS.ProcessEnv): StackClient {
+  const cleared = Object.fromEntries(CONFIG_ENV.map((k) => [k, undefined]));
+  return new StackClient({ home, httpPort, pgPort: httpPort + 30000, env: { ...cleared, ...env } });
 }
 
 /** The stack running now, stopped by a Ctrl-C. */
-let running: BenchStack | undefined;
+let running: StackClient | undefined;
 
 /**
  * One bench per stack home. Starting a stack first stops whatever runs from its home, so two
@@ -493,7 +459,7 @@ function stepLine(prefix: string, s: StepRecord): string {
 }
 
 /** One variant in one round: a fresh stack, the warm-up, one step per rate, the stack stopped. */
-async function measureOnce(o: { stack: BenchStack; rates: number[]; seconds: number; warmupS: number; seed: number; round: number; variant: string; prefix: string }, log: (line: string) => void): Promise<StepRecord[]> {
+async function measureOnce(o: { stack: StackClient; rates: number[]; seconds: number; warmupS: number; seed: number; round: number; variant: string; prefix: string }, log: (line: string) => void): Promise<StepRecord[]> {
   const { stack } = o;
   running = stack;
   const steps: StepRecord[] = [];
@@ -520,8 +486,6 @@ async function measureOnce(o: { stack: BenchStack; rates: number[]; seconds: num
   return steps;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 export async function runExperiment(experiment: Experiment, o: BenchOptions, log: (line: string) => void = console.log): Promise<{ report: BenchReport; json: string; markdown: string }> {
   const started = new Date();
   const t0 = performance.now();
@@ -547,7 +511,7 @@ export async function runExperiment(experiment: Experiment, o: BenchOptions, log
     for (let round = 1; round <= o.rounds; round++) {
       for (const v of variants) {
         const prefix = `[${experiment.name} ${round}/${o.rounds}] ${v.name.padEnd(Math.max(...variants.map((x) => x.name.length)))}`;
-        const stack = new BenchStack(claim.home, claim.portBase, variantEnv(v, filesDir));
+        const stack = benchStack(claim.home, claim.portBase, variantEnv(v, filesDir));
         try {
           steps.push(...(await measureOnce({ stack, rates: o.rates, seconds, warmupS: o.warmupS, seed: o.seed, round, variant: v.name, prefix }, log)));
         } catch (err) {

@@ -13,10 +13,11 @@
 
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { ChaosStack, median } from '../chaos/common';
-import { httpExchange, type Target } from './io';
-import { runStep } from './open';
-import { concurrentTransaction, type RequestSpec } from './simulation';
+import { ChaosStack } from '../chaos/scenario-kit';
+import { median } from '../lib/stats';
+import { httpExchange, type Target } from '../lib/http';
+import { runStep } from '../lib/open-model';
+import { concurrentTransaction, type RequestSpec } from '../lib/official-simulation';
 
 const BURST = 25;
 

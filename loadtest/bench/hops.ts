@@ -27,9 +27,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { median, sleep } from '../chaos/common';
-import { Pool } from '../server';
-import { isAlive, localStack } from './meta';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from '../../server';
+import { alive as isAlive, localStack } from '../../stack/state';
+import { median } from '../lib/stats';
 
 const USAGE = `usage: npm run hops -- [--gaps MS,MS,...] [--requests N] [--rounds N] [--json FILE]
   --gaps      idle milliseconds before each request (default 20,2)

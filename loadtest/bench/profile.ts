@@ -8,17 +8,20 @@
 // test. Unlike the load test, autocannon keeps its connections alive and is closed-model unless
 // --rate is given: this is for finding hot spots, not for judging.
 //
-// --cpu-prof takes a CPU profile of one API instance for the duration: SIGUSR1 makes the
-// running Node process open its inspector on 127.0.0.1:9229, and a small CDP client (cdp.ts)
-// starts and stops the V8 profiler; the inspector is closed again afterwards.
+// --cpu-prof takes a CPU profile of one API instance with Node's own --cpu-prof: the run gets a
+// native stack of its own whose APIs start under the flag, and stopping it (SIGTERM: the API
+// drains and exits) writes the profile. It covers the instance's whole life, start-up included;
+// select the load's stretch in the profiler's timeline.
 
 import autocannon from 'autocannon';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CdpSession, inspectorTargets } from './cdp';
-import { DEFAULT_REPORTS_DIR, isAlive, localStack } from './meta';
-import { USER_AGENT, ResponseView, creditRequest, debitRequest, isConsistencyFailure, runChecks, statementRequest, type RequestSpec } from './simulation';
+import { StackClient } from '../../stack/client';
+import { alive, localStack } from '../../stack/state';
+import { DEFAULT_REPORTS_DIR, REPO } from '../lib/provenance';
+import { OFFICIAL_MIX, USER_AGENT, ResponseView, creditRequest, debitRequest, isConsistencyFailure, runChecks, statementRequest, type RequestSpec } from '../lib/official-simulation';
 
 const MODES = ['credit', 'debit', 'statement', 'mixed'] as const;
 type Mode = (typeof MODES)[number];
@@ -27,7 +30,7 @@ const USAGE = `usage: npm run profile -- <${MODES.join('|')}> [--connections N |
   --connections N  concurrent keep-alive connections (default 10, or 50 with --rate)
   --rate R         total requests per second (open-ish: autocannon's overallRate)
   --duration S     seconds (default 20)
-  --cpu-prof       CPU profile of one API instance (default api1) for the duration, written under reports/profiles/
+  --cpu-prof       CPU profile of one API instance (default api1), on a stack of its own, written under reports/profiles/
   --base-url URL   default: the local stack's url (stack state), else http://localhost:9999`;
 
 function generator(mode: Mode): () => RequestSpec {
@@ -38,12 +41,14 @@ function generator(mode: Mode): () => RequestSpec {
       return () => debitRequest();
     case 'statement':
       return () => statementRequest();
-    case 'mixed':
-      // The official proportions at every instant of the test: 220 : 110 : 10.
+    case 'mixed': {
+      // The official proportions at every instant of the test.
+      const { debits, credits, statements } = OFFICIAL_MIX;
       return () => {
-        const r = Math.random() * 340;
-        return r < 220 ? debitRequest() : r < 330 ? creditRequest() : statementRequest();
+        const r = Math.random() * (debits + credits + statements);
+        return r < debits ? debitRequest() : r < debits + credits ? creditRequest() : statementRequest();
       };
+    }
   }
 }
 
@@ -52,56 +57,35 @@ interface Tallies {
 }
 
 // ---------------------------------------------------------------------------------------------
-// CPU profile of an API instance through its inspector
+// CPU profile of an API instance with node --cpu-prof
 // ---------------------------------------------------------------------------------------------
 
-const INSPECTOR_PORT = 9229;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Ports of the profiling stack, away from npm run up's (9999) and the tests'. */
+const PROFILE_HTTP_PORT = 29970;
 
-async function startCpuProfile(instance: string): Promise<{ session: CdpSession; pid: number }> {
-  const { state, stateFile } = localStack();
-  if (!state || !isAlive(state.supervisorPid)) throw new Error(`--cpu-prof needs the native stack (npm run up); no running stack in ${stateFile}`);
-  const component = state.components.find((c) => c.name === instance);
-  if (!component) throw new Error(`no component ${instance} in ${stateFile} (have: ${state.components.map((c) => c.name).join(', ')})`);
-  const cmdline = fs.readFileSync(`/proc/${component.pid}/cmdline`, 'utf8').split('\0').join(' ');
-  if (!cmdline.includes('server.js')) throw new Error(`pid ${component.pid} (${instance}) is not the API (${cmdline})`);
-  if (await inspectorTargets(INSPECTOR_PORT).then(() => true, () => false)) {
-    throw new Error(`127.0.0.1:${INSPECTOR_PORT} already has an inspector listening (another process being debugged or profiled); close it and retry`);
-  }
-  process.kill(component.pid, 'SIGUSR1'); // Node opens its inspector on 127.0.0.1:9229
-  let targets: { webSocketDebuggerUrl: string }[] = [];
-  for (let i = 0; i < 50 && targets.length === 0; i++) {
-    await sleep(100);
-    targets = await inspectorTargets(INSPECTOR_PORT).catch(() => []);
-  }
-  if (targets.length === 0) throw new Error(`${instance} (pid ${component.pid}) did not open its inspector on ${INSPECTOR_PORT}; see its log in ${path.join(state.home, 'logs')}`);
-  const session = await CdpSession.connect(targets[0].webSocketDebuggerUrl);
-  const { result } = await session.send<{ result: { value: number } }>('Runtime.evaluate', { expression: 'process.pid', returnByValue: true });
-  if (result.value !== component.pid) {
-    session.close();
-    throw new Error(`the inspector on ${INSPECTOR_PORT} belongs to pid ${result.value}, not ${instance} (pid ${component.pid})`);
-  }
-  await session.send('Profiler.enable');
-  await session.send('Profiler.setSamplingInterval', { interval: 200 }); // µs
-  await session.send('Profiler.start');
-  return { session, pid: component.pid };
+/** A stack whose APIs run under --cpu-prof, writing into a directory any user can write (as root the APIs run as nobody). */
+async function startProfiledStack(): Promise<{ stack: StackClient; dir: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crebitos-cpu-prof-'));
+  fs.chmodSync(dir, 0o1777);
+  const stack = new StackClient({
+    home: path.join(REPO, '.stack-profile'),
+    httpPort: PROFILE_HTTP_PORT,
+    pgPort: PROFILE_HTTP_PORT + 30000,
+    // 200 µs samples, five times Node's default, for short runs.
+    env: { CREBITOS_API_NODE_FLAGS: `--cpu-prof --cpu-prof-interval=200 --cpu-prof-dir=${dir}` },
+  });
+  await stack.up();
+  return { stack, dir };
 }
 
-async function stopCpuProfile(session: CdpSession, file: string): Promise<void> {
-  const { profile } = await session.send<{ profile: unknown }>('Profiler.stop');
+/** Stops the stack (each API writes its profile as it exits) and keeps the instance's profile as `file`. */
+function stopProfiledStack(profiled: { stack: StackClient; dir: string }, pid: number, file: string): void {
+  profiled.stack.down();
+  const written = fs.readdirSync(profiled.dir).find((name) => name.endsWith('.cpuprofile') && name.split('.').includes(String(pid)));
+  if (!written) throw new Error(`the API (pid ${pid}) wrote no profile in ${profiled.dir}`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(profile));
-  await session.send('Profiler.disable').catch(() => undefined);
-  // Close the inspector again once we have disconnected (inspector.close() waits for sessions to end).
-  await session
-    .send('Runtime.evaluate', { expression: "setTimeout(() => { try { process.mainModule.require('node:inspector').close(); } catch {} }, 200); 0" })
-    .catch(() => undefined);
-  session.close();
-  for (let i = 0; i < 20; i++) {
-    await sleep(100);
-    if (!(await inspectorTargets(INSPECTOR_PORT).then(() => true, () => false))) return;
-  }
-  console.log(`warning: the inspector on 127.0.0.1:${INSPECTOR_PORT} is still open; it closes when the API restarts (npm run down/up)`);
+  fs.copyFileSync(path.join(profiled.dir, written), file);
+  fs.rmSync(profiled.dir, { recursive: true, force: true });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -136,14 +120,16 @@ async function main(): Promise<number> {
   const rate = num('rate', values.rate);
   const connections = num('connections', values.connections) ?? (rate ? 50 : 10);
   const duration = num('duration', values.duration)!;
-  const { state } = localStack();
-  const url = values['base-url'] ?? (state && isAlive(state.supervisorPid) ? state.url : 'http://localhost:9999');
-
-  let profiling: { session: CdpSession; pid: number } | undefined;
+  if (values['cpu-prof'] && values['base-url']) throw new Error('--cpu-prof runs a stack of its own; it takes no --base-url');
+  if (!['api1', 'api2'].includes(values.instance!)) throw new Error(`--instance must be api1 or api2, got ${values.instance}`);
+  let profiling: { stack: StackClient; dir: string; pid: number } | undefined;
   if (values['cpu-prof']) {
-    profiling = await startCpuProfile(values.instance!);
-    console.log(`CPU profiling ${values.instance} (pid ${profiling.pid}) through its inspector`);
+    const profiled = await startProfiledStack();
+    profiling = { ...profiled, pid: profiled.stack.pid(values.instance!) };
+    console.log(`CPU profiling ${values.instance} (pid ${profiling.pid}) with node --cpu-prof, on a stack of its own at ${profiled.stack.state.url}`);
   }
+  const { state } = localStack();
+  const url = profiling?.stack.state.url ?? values['base-url'] ?? (state && alive(state.supervisorPid) ? state.url : 'http://localhost:9999');
 
   const next = generator(mode);
   const tallies: Tallies = {};
@@ -190,7 +176,7 @@ async function main(): Promise<number> {
   } finally {
     if (profiling) {
       profileFile = path.join(DEFAULT_REPORTS_DIR, 'profiles', `${new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}-${values.instance}-${mode}.cpuprofile`);
-      await stopCpuProfile(profiling.session, profileFile);
+      stopProfiledStack(profiling, profiling.pid, profileFile);
     }
   }
   console.log(autocannon.printResult(result));

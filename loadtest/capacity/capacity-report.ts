@@ -2,9 +2,10 @@
 // npm run capacity invocation: headline numbers, latency and CPU against the offered rate,
 // and every step of every run.
 
-import { esc, fmtTick, linearTicks, logRange } from './charts';
+import { esc, fmtTick, linearTicks, logRange } from '../lib/charts';
+import { median } from '../lib/stats';
 import type { CapacitySummary, DbTarget, JudgedStep, LoadTarget, PgbenchStep, Spread } from './capacity';
-import { CSS, formatEnvelope } from './report';
+import { CSS, formatEnvelope } from '../lib/report';
 
 // ---------------------------------------------------------------------------------------------
 // An x-y chart: offered rate on x, one polyline with dots per series
@@ -90,12 +91,6 @@ export function xyChart(c: XyChart): string {
 // ---------------------------------------------------------------------------------------------
 
 const COMPONENT_COLORS: Record<string, string> = { db: '#1c7ed6', api1: '#2f9e44', api2: '#8ce99a', nginx: '#f08c00', generator: '#868e96' };
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 /** For each offered rate any run reached: the median over the runs that reached it. */
 function medianByRate(target: LoadTarget, value: (s: JudgedStep) => number | undefined): [number, number][] {

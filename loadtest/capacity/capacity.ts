@@ -18,22 +18,25 @@
 // two consecutive steps that missed the latency or error target. The result is the median over
 // runs with its min-max spread, written to reports/capacity-<timestamp>/capacity.{json,html}.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseDocument, stringify } from 'yaml';
-import { readEnvelope, readState, readUsage, type Envelope, type StackState } from '../stack';
+import { readEnvelope, type Envelope } from '../../stack/envelope';
+import { StackClient } from '../../stack/client';
+import { readUsage, type StackState } from '../../stack/state';
 import { renderCapacityReport } from './capacity-report';
-import { DEFAULT_REPORTS_DIR, REPO, gitInfo, machineInfo } from './meta';
-import { OFFICIAL_MIX, componentSteps, currentRss, measuredStep, runStep, type ComponentStep, type MeasuredStep } from './open';
-import { LAG_LIMITS, newHistogram } from './stats';
-import { writeIndex } from './report';
+import { DEFAULT_REPORTS_DIR, REPO, gitInfo, machineInfo } from '../lib/provenance';
+import { componentSteps, currentRss, measuredStep, runStep, type ComponentStep, type MeasuredStep } from '../lib/open-model';
+import { OFFICIAL_MIX } from '../lib/official-simulation';
+import { LAG_LIMITS, newHistogram } from '../lib/stats';
+import { writeIndex } from '../lib/report';
 
-const STACK_JS = path.join(REPO, 'dist', 'stack.js');
-const FIXED_SERVER_JS = path.join(REPO, 'dist', 'loadtest', 'fixed-server.js');
+const FIXED_SERVER_JS = path.join(REPO, 'dist', 'loadtest', 'capacity', 'fixed-server.js');
 const PGBENCH = '/usr/lib/postgresql/15/bin/pgbench';
 /** Stack variables a capacity run honours (for experiments) and records in its summary. */
 export const CONFIG_ENV = ['CREBITOS_COMPOSE', 'POOL_SIZE', 'PG_SETTINGS'] as const;
@@ -443,50 +446,24 @@ export interface CapacitySummary {
 // Stacks
 // ---------------------------------------------------------------------------------------------
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** A native stack of one target, on its own home and ports. */
-class CapacityStack {
-  readonly home: string;
-  readonly httpPort: number;
-  readonly pgPort: number;
-  private readonly env: NodeJS.ProcessEnv;
-  private started = false;
-
+/** A native stack of one target, on its own home and ports, always inside the envelope. */
+class CapacityStack extends StackClient {
   constructor(target: TargetName, portBase: number, extraEnv: Record<string, string>) {
     const index = TARGETS.indexOf(target);
-    this.home = path.join(REPO, `.stack-cap-${target}${portBase === DEFAULT_PORT_BASE ? '' : `-${portBase}`}`);
-    this.httpPort = portBase + index;
-    this.pgPort = portBase + 30000 + index;
-    this.env = { ...process.env, ...extraEnv, CREBITOS_HOME: this.home, HTTP_PORT: String(this.httpPort), PG_PORT: String(this.pgPort) };
-    // Inside the envelope always; the stack's own tuning variables (CONFIG_ENV) pass through.
-    for (const k of ['NODE_OPTIONS', 'CREBITOS_NO_LIMITS', 'SOCKET_DIR', 'CREBITOS_API_SCRIPT']) if (!(k in extraEnv)) delete this.env[k];
-  }
-
-  /** `stack.js up` (asynchronously, so this process's timers keep running); returns the state. */
-  async up(): Promise<StackState> {
-    if (readState(this.home)) this.down();
-    this.started = true;
-    const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, [STACK_JS, 'up'], { cwd: REPO, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-      child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`the stack in ${this.home} failed to start (exit ${code}):\n${out}`))));
+    // The stack's own tuning variables (bench's CONFIG_ENV) pass through; these would take it out of the envelope.
+    const cleared = Object.fromEntries(['CREBITOS_NO_LIMITS', 'SOCKET_DIR', 'CREBITOS_API_SCRIPT'].map((k) => [k, undefined]));
+    super({
+      home: path.join(REPO, `.stack-cap-${target}${portBase === DEFAULT_PORT_BASE ? '' : `-${portBase}`}`),
+      httpPort: portBase + index,
+      pgPort: portBase + 30000 + index,
+      env: { ...cleared, ...extraEnv },
     });
-    const state = readState(this.home);
-    if (!state) throw new Error(`no stack state in ${this.home} after up:\n${output}`);
-    if (!state.cgroups) throw new Error(`the stack runs without limits (no cgroups); capacity inside the envelope cannot be measured:\n${output}`);
+  }
+
+  override async up(): Promise<StackState> {
+    const state = await super.up();
+    if (!state.cgroups) throw new Error(`the stack runs without limits (no cgroups); capacity inside the envelope cannot be measured:\n${this.upOutput}`);
     return state;
-  }
-
-  down(): void {
-    spawnSync(process.execPath, [STACK_JS, 'down'], { cwd: REPO, env: this.env, stdio: 'ignore', timeout: 120_000 });
-    this.started = false;
-  }
-
-  downIfStarted(): void {
-    if (this.started) this.down();
   }
 }
 

@@ -7,7 +7,15 @@
 
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ScenarioOptions, Verdict } from './common';
+import { runHostile, runMutationFuzz, readStack, type FuzzResult, type HostileResult } from '../hostile/hostile';
+import { REPO } from '../lib/provenance';
+import { durability } from './durability';
+import { killApi } from './kill-api';
+import { overload } from './overload';
+import { pgFault } from './pg-fault';
+import { ChaosStack, report, type ScenarioOptions, type Verdict } from './scenario-kit';
+import { sigterm } from './sigterm';
+import { slowloris } from './slowloris';
 
 interface Scenario {
   what: string;
@@ -17,65 +25,53 @@ interface Scenario {
 const SCENARIOS: Record<string, Scenario> = {
   'kill-api': {
     what: 'SIGKILL api1 during the official peak load (340 req/s, 30 s): errors seen, restart, rejoin, no POST replayed',
-    run: async (o) => (await import('./kill-api')).killApi(o),
+    run: (o) => killApi(o),
   },
   'pg-restart': {
     what: 'fast shutdown of PostgreSQL (SIGINT to the postmaster) during the peak load; the stack restarts it',
-    run: async (o) => (await import('./pg-fault')).pgFault('restart', o),
+    run: (o) => pgFault('restart', o),
   },
   'pg-kill': {
     what: 'SIGKILL of the postmaster during the peak load; the stack restarts it (crash recovery)',
-    run: async (o) => (await import('./pg-fault')).pgFault('kill', o),
+    run: (o) => pgFault('kill', o),
   },
   durability: {
     what: 'postgresql.safe.conf vs the contest profile: acknowledged transactions lost after a crash of every PostgreSQL process, and the throughput/p99 cost (alternating, --runs each)',
-    run: async (o) => (await import('./durability')).durability(o),
+    run: (o) => durability(o),
   },
   sigterm: {
     what: 'rolling restart during the peak load: SIGTERM api1, wait for its restart, then api2; zero failed requests, clean drains',
-    run: async (o) => (await import('./sigterm')).sigterm(o),
+    run: (o) => sigterm(o),
   },
   overload: {
     what: '10x the official peak (3,400 req/s) for 30 s between two stretches at the peak: no OOM, nothing lost, fast explicit rejections, time back to normal',
-    run: async (o) => (await import('./overload')).overload(o),
+    run: (o) => overload(o),
   },
   slowloris: {
     what: '1,000 idle and slow-drip connections on nginx during the peak load: other clients\' p99 against a clean run just before',
-    run: async (o) => (await import('./slowloris')).slowloris(o),
+    run: (o) => slowloris(o),
   },
   hostile: {
-    what: 'the hostile-request corpus (chaos/hostile.ts, delegated)',
+    what: 'the hostile-request corpus (loadtest/hostile/hostile.ts, delegated)',
     run: async (o) => delegate('runHostile', o),
   },
   fuzz: {
-    what: 'mutation fuzzing against the running stack (chaos/hostile.ts, delegated)',
+    what: 'mutation fuzzing against the running stack (loadtest/hostile/hostile.ts, delegated)',
     run: async (o) => delegate('runMutationFuzz', o),
   },
 };
 
-/** hostile and fuzz live in ./hostile, written separately; tolerate its absence. */
+/** hostile and fuzz (loadtest/hostile/) on a private stack of their own, as every other scenario. */
 async function delegate(fn: 'runHostile' | 'runMutationFuzz', options: ScenarioOptions): Promise<Verdict | Verdict[]> {
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(path.join(__dirname, 'hostile'))) as Record<string, unknown>;
-  } catch (err) {
-    throw new NotAvailable(`chaos/hostile is not available (${(err as Error).message.split('\n')[0]})`);
-  }
-  const f = mod[fn];
-  if (typeof f !== 'function') throw new NotAvailable(`chaos/hostile does not export ${fn}`);
-  // Against a private stack of its own when the module can describe one (readStack), as every
-  // other scenario; the stack is stopped afterwards.
-  const { ChaosStack, report } = await import('./common');
-  const stack = typeof mod.readStack === 'function' ? new ChaosStack(fn === 'runHostile' ? 'hostile' : 'fuzz') : undefined;
+  const stack = new ChaosStack(fn === 'runHostile' ? 'hostile' : 'fuzz');
   const started = Date.now();
-  let result: Record<string, unknown>;
+  let result: HostileResult | FuzzResult;
   try {
-    if (stack) await stack.up();
-    const args: Record<string, unknown> = { seed: options.seed };
-    if (stack) args.stack = (mod.readStack as (home: string) => unknown)(stack.home);
-    result = (await (f as (o: unknown) => Promise<Record<string, unknown>>)(args)) ?? {};
+    await stack.up();
+    const args = { seed: options.seed, stack: readStack(stack.home) };
+    result = fn === 'runHostile' ? await runHostile(args) : await runMutationFuzz(args);
   } finally {
-    stack?.down();
+    stack.down();
   }
   // Its own result shape ({ pass, ... }); keep the scalar and small numbers for the verdict.
   const numbers = Object.fromEntries(Object.entries(result).filter(([k, val]) => k !== 'pass' && (typeof val !== 'object' || JSON.stringify(val).length < 400)));
@@ -91,8 +87,6 @@ async function delegate(fn: 'runHostile' | 'runMutationFuzz', options: ScenarioO
   report(verdict);
   return verdict;
 }
-
-class NotAvailable extends Error {}
 
 const USAGE = `usage: npm run chaos -- <scenario> [--duration S] [--runs N] [--seed N] [--skip-cost] [--safe]
 
@@ -137,7 +131,7 @@ async function main(): Promise<number> {
     runs: values.runs ? Number(values.runs) : undefined,
     seed: values.seed ? Number(values.seed) : undefined,
     skipCost: values['skip-cost'] === true,
-    pgSettings: values.safe ? path.join(__dirname, '..', '..', 'postgresql.safe.conf') : undefined,
+    pgSettings: values.safe ? path.join(REPO, 'postgresql.safe.conf') : undefined,
   };
   let failed = false;
   for (const name of names) {
@@ -146,7 +140,7 @@ async function main(): Promise<number> {
       const result = await SCENARIOS[name].run(options);
       for (const v of Array.isArray(result) ? result : [result]) if (!v.pass) failed = true;
     } catch (err) {
-      console.error(`${name} could not run: ${err instanceof NotAvailable ? err.message : (err as Error).stack}`);
+      console.error(`${name} could not run: ${(err as Error).stack}`);
       return 2;
     }
   }

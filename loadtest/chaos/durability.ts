@@ -24,26 +24,10 @@
 
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import {
-  ChaosStack,
-  PEAK,
-  REPO,
-  VerdictBuilder,
-  closedLoop,
-  errorWindow,
-  median,
-  reconcile,
-  recovery,
-  report,
-  runLoad,
-  runPrefix,
-  sleep,
-  waitForDatabase,
-  type RequestOutcome,
-  type ScenarioOptions,
-  type ThroughputResult,
-  type Verdict,
-} from './common';
+import { ChaosStack, PEAK, VerdictBuilder, closedLoop, errorWindow, reconcile, recovery, report, runLoad, runPrefix, waitForDatabase, type RequestOutcome, type ScenarioOptions, type ThroughputResult, type Verdict } from './scenario-kit';
+import { REPO } from '../lib/provenance';
+import { median } from '../lib/stats';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export type Profile = 'safe' | 'contest';
 export type CrashMode = 'all' | 'postmaster';

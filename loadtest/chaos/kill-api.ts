@@ -4,24 +4,9 @@
 
 import * as http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import {
-  ChaosStack,
-  PEAK,
-  VerdictBuilder,
-  errorWindow,
-  isAlive,
-  latency,
-  reconcile,
-  report,
-  round1,
-  runLoad,
-  runPrefix,
-  scaleRates,
-  sleep,
-  statusCounts,
-  type ScenarioOptions,
-  type Verdict,
-} from './common';
+import { ChaosStack, PEAK, VerdictBuilder, errorWindow, latency, reconcile, report, round1, runLoad, runPrefix, scaleRates, statusCounts, type ScenarioOptions, type Verdict } from './scenario-kit';
+import { alive as isAlive } from '../../stack/state';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export async function killApi(options: ScenarioOptions = {}): Promise<Verdict> {
   const log = options.log ?? console.log;

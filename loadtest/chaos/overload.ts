@@ -25,7 +25,7 @@ import {
   type RequestOutcome,
   type ScenarioOptions,
   type Verdict,
-} from './common';
+} from './scenario-kit';
 
 /** p99 per whole second of start time, ms, of each request's latency (or of another measure). */
 function p99PerSecond(outcomes: RequestOutcome[], seconds: number, measure = (o: RequestOutcome): number => o.endMs - o.startMs): (number | null)[] {

@@ -7,25 +7,9 @@
 // themselves: the API pids do not change.
 
 import { performance } from 'node:perf_hooks';
-import {
-  ChaosStack,
-  PEAK,
-  VerdictBuilder,
-  errorWindow,
-  isAlive,
-  latency,
-  reconcile,
-  recovery,
-  report,
-  round1,
-  runLoad,
-  runPrefix,
-  scaleRates,
-  sleep,
-  statusCounts,
-  type ScenarioOptions,
-  type Verdict,
-} from './common';
+import { ChaosStack, PEAK, VerdictBuilder, errorWindow, latency, reconcile, recovery, report, round1, runLoad, runPrefix, scaleRates, statusCounts, type ScenarioOptions, type Verdict } from './scenario-kit';
+import { alive as isAlive } from '../../stack/state';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** server.ts's QUERY_TIMEOUT_MS (default 2000, passed through from the environment): the longest a request may wait on a dead connection. */
 const QUERY_TIMEOUT_MS = Number(process.env.QUERY_TIMEOUT_MS || 2000);

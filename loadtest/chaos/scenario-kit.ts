@@ -1,45 +1,27 @@
-// Shared pieces of the chaos scenarios (npm run chaos -- <scenario>): a private native stack per
-// scenario, the official open-model load (reusing loadtest/simulation.ts and loadtest/stats.ts),
+// What every chaos scenario uses (npm run chaos -- <scenario>): a private native stack per
+// scenario, the official open-model load (lib/official-simulation.ts, lib/stats.ts),
 // one record per request with a unique descricao, the audit and reconciliation against the
 // ledger, a verdict, and a results line appended to reports/chaos/results.jsonl.
 
-import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { LOAD_GROUPS, buildSchedule, randomClienteId, randomValor, seededRng, type LoadGroup, type Profile, type Rng } from '../loadtest/simulation';
-import { Recorder, lagVerdict, newHistogram, type LagStats } from '../loadtest/stats';
-import { httpExchange, pgQueries, type Target } from '../loadtest/io';
-import { arrivalCount, formatRequest, mixSequence, packRequests, runStep } from '../loadtest/open';
-import { alive } from '../stack';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StackClient, portOffset } from '../../stack/client';
+import type { StackState } from '../../stack/state';
+import { pgQueries } from '../lib/database';
+import { formatRequest, httpExchange, type Target } from '../lib/http';
+import { LOAD_GROUPS, OFFICIAL_MIX, buildSchedule, isOkStatus, randomClienteId, randomValor, seededRng, transactionPayload, type LoadGroup, type Mix, type Profile, type Rng } from '../lib/official-simulation';
+import { arrivalCount, mixSequence, packRequests, runStep } from '../lib/open-model';
+import { REPO } from '../lib/provenance';
+import { Recorder, lagVerdict, newHistogram, type LagStats } from '../lib/stats';
 
-export const REPO = path.resolve(__dirname, '..', '..');
-const STACK_JS = path.join(REPO, 'dist', 'stack.js');
 export const RESULTS_DIR = path.join(REPO, 'reports', 'chaos');
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export const isAlive = alive;
-
-/** Everything but the ports is shared with the rest of the project; these derive from the name. */
-function nameHash(name: string): number {
-  let h = 7;
-  for (const ch of name) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-  return h % 900;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The stack
 // ---------------------------------------------------------------------------------------------
-
-export interface StackStateJson {
-  supervisorPid: number;
-  socketDir: string;
-  database: string;
-  httpPort: number;
-  components: { name: string; pid: number }[];
-}
 
 export interface StackOptions {
   /** PostgreSQL settings file included after postgresql.conf (PG_SETTINGS). */
@@ -48,109 +30,26 @@ export interface StackOptions {
   log?: (line: string) => void;
 }
 
-export class ChaosStack {
-  readonly home: string;
-  readonly httpPort: number;
-  readonly pgPort: number;
-  state!: StackStateJson;
-  private readonly env: NodeJS.ProcessEnv;
-
+/** A scenario's own stack: home and ports derived from its name. */
+export class ChaosStack extends StackClient {
   constructor(
     readonly name: string,
     private readonly options: StackOptions = {},
   ) {
-    this.home = path.join(REPO, `.stack-chaos-${name}`);
-    this.httpPort = 29000 + nameHash(name);
-    this.pgPort = 59000 + nameHash(name);
-    this.env = { ...process.env, ...options.env, CREBITOS_HOME: this.home, HTTP_PORT: String(this.httpPort), PG_PORT: String(this.pgPort) };
-    if (options.pgSettings) this.env.PG_SETTINGS = path.resolve(REPO, options.pgSettings);
-    else delete this.env.PG_SETTINGS;
-    delete this.env.NODE_OPTIONS;
-  }
-
-  private stackCmd(cmd: 'up' | 'down' | 'status', timeoutMs: number): { status: number | null; output: string } {
-    const r = spawnSync(process.execPath, [STACK_JS, cmd], { cwd: REPO, env: this.env, encoding: 'utf8', timeout: timeoutMs });
-    return { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
-  }
-
-  /** `node dist/stack.js up` with this stack's env; a leftover from an earlier run is stopped first. */
-  async up(): Promise<void> {
-    if (!fs.existsSync(STACK_JS)) throw new Error(`${STACK_JS} is missing: run npx tsc -p .`);
-    if (fs.existsSync(path.join(this.home, 'stack.json'))) this.stackCmd('down', 90_000);
-    // `up` returns once the stack answers; run it asynchronously so timers keep running.
-    const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, [STACK_JS, 'up'], { cwd: REPO, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-      child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`stack ${this.name} failed to start (exit ${code}):\n${out}`))));
+    const offset = portOffset(name, 900, 7);
+    super({
+      home: path.join(REPO, `.stack-chaos-${name}`),
+      httpPort: 29000 + offset,
+      pgPort: 59000 + offset,
+      env: { ...options.env, PG_SETTINGS: options.pgSettings ? path.resolve(REPO, options.pgSettings) : undefined },
     });
-    this.options.log?.(output.trim().split('\n').filter((l) => /envelope|ready|db:/.test(l)).join('\n'));
-    this.refresh();
   }
 
-  down(): string {
-    return this.stackCmd('down', 90_000).output;
-  }
-
-  refresh(): StackStateJson {
-    this.state = JSON.parse(fs.readFileSync(path.join(this.home, 'stack.json'), 'utf8')) as StackStateJson;
-    return this.state;
-  }
-
-  pid(name: string): number {
-    return this.refresh().components.find((c) => c.name === name)?.pid ?? 0;
-  }
-
-  apiSocket(name: 'api1' | 'api2'): string {
-    return path.join(this.state.socketDir, `${name}.sock`);
-  }
-
-  /** The supervisor's log (stack.log, written by `up`). */
-  stackLog(): string {
-    return readOr(path.join(this.home, 'logs', 'stack.log'));
-  }
-
-  componentLog(name: string): string {
-    return readOr(path.join(this.home, 'logs', `${name}.log`));
-  }
-
-  /** Waits until stack.json shows a new live pid for the component (and, for an API, its socket). */
-  async waitForRestart(name: string, oldPid: number, timeoutMs = 20_000): Promise<{ pid: number; ms: number }> {
-    const t0 = performance.now();
-    while (performance.now() - t0 < timeoutMs) {
-      let pid = 0;
-      try {
-        pid = this.pid(name);
-      } catch {
-        // stack.json being rewritten
-      }
-      const ready = name.startsWith('api') ? fs.existsSync(this.apiSocket(name as 'api1' | 'api2')) : true;
-      if (pid && pid !== oldPid && isAlive(pid) && ready) return { pid, ms: performance.now() - t0 };
-      await sleep(50);
-    }
-    throw new Error(`${name} was not restarted within ${timeoutMs / 1000} s`);
-  }
-
-  /** Bytes each API process has written (/proc/<pid>/io wchar): moves only when it serves. */
-  apiWrites(): { api1: number; api2: number } {
-    const wchar = (pid: number): number => Number(/^wchar:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
-    return { api1: wchar(this.pid('api1')), api2: wchar(this.pid('api2')) };
-  }
-
-  /** All live pids of the database's processes (postmaster and its children). */
-  dbProcesses(): number[] {
-    const pm = this.pid('db');
-    const r = spawnSync('pgrep', ['-P', String(pm)], { encoding: 'utf8' });
-    return [pm, ...r.stdout.split('\n').filter(Boolean).map(Number)];
-  }
-}
-
-function readOr(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return '';
+  /** Starts the stack and logs the lines of its start-up that say what runs. */
+  override async up(): Promise<StackState> {
+    const state = await super.up();
+    this.options.log?.(this.upOutput.trim().split('\n').filter((l) => /envelope|ready|db:/.test(l)).join('\n'));
+    return state;
   }
 }
 
@@ -193,14 +92,10 @@ export interface RequestOutcome {
   endMs: number;
 }
 
-export interface Rates {
-  debits: number;
-  credits: number;
-  statements: number;
-}
+export type Rates = Mix;
 
-/** The official peak: 220 debits, 110 credits, 10 statements per second. */
-export const PEAK: Rates = { debits: 220, credits: 110, statements: 10 };
+/** The official peak. */
+export const PEAK: Rates = OFFICIAL_MIX;
 
 export const scaleRates = (r: Rates, k: number): Rates => ({ debits: r.debits * k, credits: r.credits * k, statements: r.statements * k });
 
@@ -218,7 +113,7 @@ export interface LoadOptions {
   agent?: http.Agent;
   /**
    * 'node-http' (default): node:http clients on three independent schedules, as the official test
-   * port does. 'raw-socket': loadtest/open.ts's generator, evenly spaced arrivals in the rates'
+   * port does. 'raw-socket': lib/open-model.ts's generator, evenly spaced arrivals in the rates'
    * proportions, at a fraction of the CPU per connection: what it takes for one Node process to
    * offer thousands of new connections per second on a machine whose cores the stack shares.
    */
@@ -236,7 +131,7 @@ export interface LoadResult {
   generatorCpuUtil?: number;
 }
 
-/** A constant-rate Gatling profile (no ramp), scheduled exactly as loadtest/simulation.ts does. */
+/** A constant-rate Gatling profile (no ramp), scheduled exactly as lib/official-simulation.ts does. */
 function constantProfile(rates: Rates, seconds: number): Profile {
   return {
     name: 'quick',
@@ -270,12 +165,12 @@ function newRequest(seq: number, group: LoadGroup, rng: Rng, prefix: string, sch
   o.tipo = group === 'débitos' ? 'd' : 'c';
   o.valor = randomValor(rng);
   o.descricao = descricaoFor(prefix, seq);
-  return { o, path: `/clientes/${client}/transacoes`, body: `{"valor": ${o.valor}, "tipo": "${o.tipo}", "descricao": "${o.descricao}"}` };
+  return { o, path: `/clientes/${client}/transacoes`, body: transactionPayload(o.valor, o.tipo, o.descricao) };
 }
 
 /**
  * Open-model load: every arrival starts at t0 + its scheduled time on a new connection, whatever
- * the response times (loadtest/run.ts's runLoad, with per-request records kept).
+ * the response times (official-test.ts's runLoad, with per-request records kept).
  */
 export function runLoad(options: LoadOptions): Promise<LoadResult> {
   if (options.generator === 'raw-socket') return runLoadRawSocket(options);
@@ -381,7 +276,7 @@ async function runLoadRawSocket(options: LoadOptions): Promise<LoadResult> {
 // ---------------------------------------------------------------------------------------------
 
 /** A request the service answered as it should (a 422 is a valid answer to a debit). */
-export const isOk = (o: RequestOutcome): boolean => o.status === 200 || (o.status === 422 && o.group === 'débitos');
+export const isOk = (o: RequestOutcome): boolean => isOkStatus(o.group, o.status);
 
 export function statusCounts(outcomes: RequestOutcome[]): Record<string, number> {
   const out: Record<string, number> = {};
@@ -646,7 +541,7 @@ export async function closedLoop(options: { port: number; connections: number; d
       const tipo: 'c' | 'd' = rng() < 2 / 3 ? 'd' : 'c';
       const o: RequestOutcome = { seq: n, group: tipo === 'd' ? 'débitos' : 'créditos', method: 'POST', client, tipo, valor: randomValor(rng), descricao: descricaoFor(options.prefix, n), status: 0, scheduledMs: 0, startMs: performance.now() - t0, endMs: 0 };
       o.scheduledMs = o.startMs;
-      const body = `{"valor": ${o.valor}, "tipo": "${tipo}", "descricao": "${o.descricao}"}`;
+      const body = transactionPayload(o.valor!, tipo, o.descricao!);
       await new Promise<void>((resolve) =>
         exchange(options.port, 'POST', `/clientes/${client}/transacoes`, body, agent, 10_000, (status, error) => {
           o.status = status;
@@ -664,9 +559,3 @@ export async function closedLoop(options: { port: number; connections: number; d
   const ok = outcomes.filter(isOk).length;
   return { requests: outcomes.length, ok, throughput: Math.round((ok / elapsedS) * 10) / 10, latencyMs: latency(outcomes), statuses: statusCounts(outcomes), outcomes };
 }
-
-export const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};

@@ -4,23 +4,9 @@
 // connections`), and no client may see a failed request.
 
 import { performance } from 'node:perf_hooks';
-import {
-  ChaosStack,
-  PEAK,
-  VerdictBuilder,
-  errorWindow,
-  isAlive,
-  latency,
-  reconcile,
-  report,
-  runLoad,
-  runPrefix,
-  scaleRates,
-  sleep,
-  statusCounts,
-  type ScenarioOptions,
-  type Verdict,
-} from './common';
+import { ChaosStack, PEAK, VerdictBuilder, errorWindow, latency, reconcile, report, runLoad, runPrefix, scaleRates, statusCounts, type ScenarioOptions, type Verdict } from './scenario-kit';
+import { alive as isAlive } from '../../stack/state';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export async function sigterm(options: ScenarioOptions = {}): Promise<Verdict> {
   const log = options.log ?? console.log;

@@ -4,21 +4,8 @@
 // just before; no incomplete request may change the books.
 
 import * as net from 'node:net';
-import {
-  ChaosStack,
-  PEAK,
-  VerdictBuilder,
-  errorWindow,
-  latency,
-  reconcile,
-  report,
-  runLoad,
-  runPrefix,
-  sleep,
-  statusCounts,
-  type ScenarioOptions,
-  type Verdict,
-} from './common';
+import { ChaosStack, PEAK, VerdictBuilder, errorWindow, latency, reconcile, report, runLoad, runPrefix, statusCounts, type ScenarioOptions, type Verdict } from './scenario-kit';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export async function slowloris(options: ScenarioOptions = {}): Promise<Verdict> {
   const log = options.log ?? console.log;

@@ -21,12 +21,15 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { alive } from '../stack';
-import { seededRng } from '../loadtest/simulation';
+import { alive, readState, stateFilePath, type StackState } from '../../stack/state';
+import type { Client } from 'pg';
+import { pgConnect } from '../lib/database';
+import { REPO } from '../lib/provenance';
+import { parseResponses, type ParsedResponse } from '../lib/http';
+import { seededRng } from '../lib/official-simulation';
 
 /** The repository root (this file runs from <repo>/dist/chaos/). */
-const REPO = path.resolve(__dirname, '..', '..');
-export const CORPUS_PATH = path.join(REPO, 'chaos', 'hostile-corpus.json');
+export const CORPUS_PATH = path.join(REPO, 'loadtest', 'hostile', 'hostile-corpus.json');
 
 // ---------------------------------------------------------------------------------------------
 // The corpus
@@ -101,57 +104,38 @@ export function targetsOf(entry: CorpusEntry): Target[] {
 // The stack
 // ---------------------------------------------------------------------------------------------
 
-export interface StackInfo {
-  home: string;
-  httpPort: number;
-  socketDir: string;
-  database: string;
-  components: { name: string; pid: number }[];
-  supervisorPid?: number;
+/** The state of the stack in `home` (npm run up's by default). */
+export function readStack(home = process.env.CREBITOS_HOME || path.join(REPO, '.stack')): StackState {
+  const state = readState(home);
+  if (!state) throw new Error(`no stack state at ${stateFilePath(home)}; start one with npm run up`);
+  return state;
 }
 
-export function readStack(home = process.env.CREBITOS_HOME || path.join(REPO, '.stack')): StackInfo {
-  const file = path.join(home, 'stack.json');
-  let state: StackInfo;
-  try {
-    state = JSON.parse(fs.readFileSync(file, 'utf8')) as StackInfo;
-  } catch (err) {
-    throw new Error(`no stack state at ${file} (${(err as Error).message}); start one with npm run up`);
-  }
-  return { ...state, home: state.home ?? home, httpPort: Number(state.httpPort || process.env.HTTP_PORT || 9999) };
-}
+export const apiSocket = (stack: StackState, name: 'api1' | 'api2' = 'api1'): string => path.join(stack.socketDir, `${name}.sock`);
 
-export const apiSocket = (stack: StackInfo, name: 'api1' | 'api2' = 'api1'): string => path.join(stack.socketDir, `${name}.sock`);
-
-function pidOf(stack: StackInfo, name: string): number | undefined {
+function pidOf(stack: StackState, name: string): number | undefined {
   return stack.components.find((c) => c.name === name)?.pid;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Database access (pg-native, one connection, synchronous queries: the runner is sequential)
+// Database access (one node-postgres connection; the runner is sequential)
 // ---------------------------------------------------------------------------------------------
 
-interface SyncClient {
-  connectSync(conninfo: string): void;
-  querySync(text: string, params?: unknown[]): Record<string, unknown>[];
-  end(cb?: () => void): void;
-}
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const NativeClient = require('pg-native') as new () => SyncClient;
-
 export class Books {
-  private readonly client: SyncClient;
-  constructor(conninfo: string) {
-    this.client = new NativeClient();
-    this.client.connectSync(conninfo);
+  private constructor(private readonly client: Client) {}
+
+  static async open(conninfo: string): Promise<Books> {
+    return new Books(await pgConnect(conninfo));
+  }
+
+  private async rows(text: string, params?: unknown[]): Promise<Record<string, unknown>[]> {
+    return (await this.client.query(text, params)).rows;
   }
 
   /** Balance and ledger size of every account, and the last ledger id. */
-  snapshot(): Snapshot {
-    const rows = this.client.querySync(
-      'SELECT a.id, a.balance, (SELECT count(*) FROM ledger l WHERE l.account_id = a.id) AS n FROM accounts a ORDER BY a.id',
-    );
-    const maxId = this.client.querySync('SELECT coalesce(max(id), 0) AS m FROM ledger')[0].m;
+  async snapshot(): Promise<Snapshot> {
+    const rows = await this.rows('SELECT a.id, a.balance, (SELECT count(*) FROM ledger l WHERE l.account_id = a.id) AS n FROM accounts a ORDER BY a.id');
+    const maxId = (await this.rows('SELECT coalesce(max(id), 0) AS m FROM ledger'))[0].m;
     return {
       accounts: rows.map((r) => ({ id: Number(r.id), balance: Number(r.balance), entries: Number(r.n) })),
       maxId: String(maxId),
@@ -159,23 +143,22 @@ export class Books {
   }
 
   /** Ledger rows after `afterId`, oldest first. */
-  rowsAfter(afterId: string): (ExpectedRow & { id: string })[] {
-    return this.client
-      .querySync('SELECT id, account_id, amount, kind, description FROM ledger WHERE id > $1::bigint ORDER BY id', [afterId])
-      .map((r) => ({ id: String(r.id), account: Number(r.account_id), valor: Number(r.amount), tipo: r.kind as 'c' | 'd', descricao: String(r.description) }));
+  async rowsAfter(afterId: string): Promise<(ExpectedRow & { id: string })[]> {
+    const rows = await this.rows('SELECT id, account_id, amount, kind, description FROM ledger WHERE id > $1::bigint ORDER BY id', [afterId]);
+    return rows.map((r) => ({ id: String(r.id), account: Number(r.account_id), valor: Number(r.amount), tipo: r.kind as 'c' | 'd', descricao: String(r.description) }));
   }
 
-  auditFailures(): Record<string, unknown>[] {
-    return this.client.querySync('SELECT * FROM audit_failures');
+  auditFailures(): Promise<Record<string, unknown>[]> {
+    return this.rows('SELECT * FROM audit_failures');
   }
 
   /** Accounts whose balance is below -limit (the constraint forbids it; checked anyway). */
-  belowLimit(): Record<string, unknown>[] {
-    return this.client.querySync('SELECT id, balance, credit_limit FROM accounts WHERE balance < -credit_limit');
+  belowLimit(): Promise<Record<string, unknown>[]> {
+    return this.rows('SELECT id, balance, credit_limit FROM accounts WHERE balance < -credit_limit');
   }
 
-  close(): void {
-    this.client.end();
+  close(): Promise<void> {
+    return this.client.end();
   }
 }
 
@@ -206,88 +189,6 @@ export function unexplainedChange(before: Snapshot, after: Snapshot, rows: Expec
 // Raw HTTP: send exact bytes, parse every response that comes back
 // ---------------------------------------------------------------------------------------------
 
-export interface ParsedResponse {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer;
-}
-
-/**
- * Parses as many complete responses as `buf` holds. `closed`: the connection ended, so a
- * response without framing ends here. Returns the responses and how many bytes they used.
- */
-export function parseResponses(buf: Buffer, closed: boolean, headRequest = false): { responses: ParsedResponse[]; used: number; garbage: boolean } {
-  const responses: ParsedResponse[] = [];
-  let at = 0;
-  // An HTTP/0.9 answer (nginx answers a request line without a version that way): no status
-  // line, the body runs to the close. Reported as status 0.
-  if (closed && buf.length > 0 && !buf.toString('latin1', 0, 5).startsWith('HTTP/') && !'HTTP/'.startsWith(buf.toString('latin1', 0, 5))) {
-    return { responses: [{ status: 0, headers: {}, body: buf }], used: buf.length, garbage: false };
-  }
-  while (at < buf.length) {
-    const headEnd = buf.indexOf('\r\n\r\n', at);
-    if (headEnd < 0) {
-      // Not a status line at all (e.g. an HTTP/0.9 answer): report it as garbage.
-      if (!/^HTTP\/\d/.test(buf.toString('latin1', at, Math.min(buf.length, at + 8))) && buf.length - at >= 8 && at > 0) return { responses, used: at, garbage: true };
-      break;
-    }
-    const head = buf.toString('latin1', at, headEnd);
-    const lines = head.split('\r\n');
-    const m = /^HTTP\/\d\.\d (\d{3})/.exec(lines[0]);
-    if (!m) return { responses, used: at, garbage: true };
-    const status = Number(m[1]);
-    const headers: Record<string, string> = {};
-    for (const line of lines.slice(1)) {
-      const colon = line.indexOf(':');
-      if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-    }
-    let bodyStart = headEnd + 4;
-    if (status < 200 || status === 204 || status === 304 || headRequest) {
-      responses.push({ status, headers, body: Buffer.alloc(0) });
-      at = bodyStart;
-      continue;
-    }
-    if (headers['transfer-encoding']?.toLowerCase().includes('chunked')) {
-      const parts: Buffer[] = [];
-      let p = bodyStart;
-      let complete = false;
-      for (;;) {
-        const lineEnd = buf.indexOf('\r\n', p);
-        if (lineEnd < 0) break;
-        const size = parseInt(buf.toString('latin1', p, lineEnd), 16);
-        if (Number.isNaN(size)) return { responses, used: at, garbage: true };
-        if (size === 0) {
-          const end = buf.indexOf('\r\n\r\n', lineEnd);
-          if (end < 0) break;
-          p = end + 4;
-          complete = true;
-          break;
-        }
-        if (lineEnd + 2 + size + 2 > buf.length) break;
-        parts.push(buf.subarray(lineEnd + 2, lineEnd + 2 + size));
-        p = lineEnd + 2 + size + 2;
-      }
-      if (!complete) break;
-      responses.push({ status, headers, body: Buffer.concat(parts) });
-      at = p;
-      continue;
-    }
-    if (headers['content-length'] !== undefined) {
-      const length = Number(headers['content-length']);
-      if (bodyStart + length > buf.length) break;
-      responses.push({ status, headers, body: buf.subarray(bodyStart, bodyStart + length) });
-      at = bodyStart + length;
-      continue;
-    }
-    // No framing: the body runs to the end of the connection.
-    if (!closed) break;
-    responses.push({ status, headers, body: buf.subarray(bodyStart) });
-    at = buf.length;
-    bodyStart = at;
-  }
-  return { responses, used: at, garbage: false };
-}
-
 export interface Exchange {
   statuses: number[];
   responses: ParsedResponse[];
@@ -315,12 +216,12 @@ export interface SendOptions {
   head?: boolean;
 }
 
-export function connectTo(stack: StackInfo, target: Target): net.Socket {
+export function connectTo(stack: StackState, target: Target): net.Socket {
   return target === 'nginx' ? net.connect({ host: '127.0.0.1', port: stack.httpPort }) : net.connect({ path: apiSocket(stack, 'api1') });
 }
 
 /** Sends `bytes` on a fresh connection and collects whatever comes back, time-bounded. */
-export function sendRaw(stack: StackInfo, target: Target, bytes: Buffer, options: SendOptions = {}): Promise<Exchange> {
+export function sendRaw(stack: StackState, target: Target, bytes: Buffer, options: SendOptions = {}): Promise<Exchange> {
   const started = Date.now();
   const quietMs = options.quietMs ?? 25;
   const timeoutMs = options.timeoutMs ?? 5000;
@@ -399,7 +300,7 @@ export function sendRaw(stack: StackInfo, target: Target, bytes: Buffer, options
 const HEALTH = Buffer.from('GET /clientes/1/extrato HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
 
 /** GET /clientes/1/extrato through nginx and directly to api1; returns problems. */
-export async function health(stack: StackInfo): Promise<string[]> {
+export async function health(stack: StackState): Promise<string[]> {
   const problems: string[] = [];
   for (const target of ['nginx', 'api'] as Target[]) {
     const ex = await sendRaw(stack, target, HEALTH, { expectCount: 1, quietMs: 0, timeoutMs: 5000 });
@@ -413,7 +314,7 @@ export async function health(stack: StackInfo): Promise<string[]> {
 // ---------------------------------------------------------------------------------------------
 
 export interface HostileOptions {
-  stack?: StackInfo;
+  stack?: StackState;
   corpus?: CorpusEntry[];
   /** Only entries whose name contains this. */
   filter?: string;
@@ -454,7 +355,7 @@ export async function runHostile(options: HostileOptions = {}): Promise<HostileR
   const stack = options.stack ?? readStack();
   const corpus = (options.corpus ?? loadCorpus()).filter((e) => !options.filter || e.name.includes(options.filter));
   const log = options.log ?? ((line: string) => console.log(line));
-  const books = new Books(stack.database);
+  const books = await Books.open(stack.database);
   const started = Date.now();
   const results: EntryResult[] = [];
   const byCategory: Record<string, number> = {};
@@ -470,7 +371,7 @@ export async function runHostile(options: HostileOptions = {}): Promise<HostileR
         const expected = entry.expect[target];
         const problems: string[] = [];
         if (!expected) problems.push(`corpus: no expected status for ${target}`);
-        const before = books.snapshot();
+        const before = await books.snapshot();
         let heldProblems: string[] = [];
         const exchange = sendRaw(stack, target, bytes, {
           expectCount: expected?.length,
@@ -502,10 +403,10 @@ export async function runHostile(options: HostileOptions = {}): Promise<HostileR
         // The books: exactly the expected rows, nothing else.
         // An entry whose outcome is a pinned race: the API may still commit after it answered.
         if (entry.mayApply?.includes(target)) await new Promise((r) => setTimeout(r, 300));
-        const after = books.snapshot();
+        const after = await books.snapshot();
         let rows = entry.valid ? entry.rowsByPath?.[target] ?? entry.rows ?? [] : [];
         if (entry.valid && !entry.rows?.length && !entry.rowsByPath) problems.push('corpus: a valid entry without rows');
-        const added = books.rowsAfter(before.maxId);
+        const added = await books.rowsAfter(before.maxId);
         // A race pinned by a known bug: nothing at all is also an acceptable outcome.
         if (entry.mayApply?.includes(target) && added.length === 0) rows = [];
         problems.push(...unexplainedChange(before, after, rows));
@@ -529,11 +430,11 @@ export async function runHostile(options: HostileOptions = {}): Promise<HostileR
     }
   } finally {
     try {
-      audit = [...books.auditFailures(), ...books.belowLimit()];
+      audit = [...(await books.auditFailures()), ...(await books.belowLimit())];
     } catch (err) {
       audit = [{ error: (err as Error).message }];
     }
-    books.close();
+    await books.close();
   }
   const failed = results.filter((r) => r.problems.length > 0);
   const restarted = (['api1', 'api2', 'nginx'] as const).filter((n) => !alive(pidsBefore[n]));
@@ -562,7 +463,7 @@ export async function runHostile(options: HostileOptions = {}): Promise<HostileR
 // ---------------------------------------------------------------------------------------------
 
 export interface FuzzOptions {
-  stack?: StackInfo;
+  stack?: StackState;
   count?: number;
   seed?: number;
   connections?: number;
@@ -761,7 +662,7 @@ function decodeSent(bytes: Buffer): ExpectedRow | undefined {
   }
 }
 
-function stackLogTail(stack: StackInfo): string {
+function stackLogTail(stack: StackState): string {
   try {
     return fs.readFileSync(path.join(stack.home, 'logs', 'stack.log'), 'utf8');
   } catch {
@@ -769,7 +670,7 @@ function stackLogTail(stack: StackInfo): string {
   }
 }
 
-function apiLogs(stack: StackInfo): string {
+function apiLogs(stack: StackState): string {
   let text = '';
   for (const name of ['api1', 'api2']) {
     try {
@@ -793,8 +694,8 @@ export async function runMutationFuzz(options: FuzzOptions = {}): Promise<FuzzRe
   const tag = ALPHABET[seed % 36] + ALPHABET[Math.floor(seed / 36) % 36];
   log(`fuzz: ${count} requests, seed ${seed}, ${connections} connections, through nginx on :${stack.httpPort}`);
 
-  const books = new Books(stack.database);
-  const before = books.snapshot();
+  const books = await Books.open(stack.database);
+  const before = await books.snapshot();
   const pids = { api1: pidOf(stack, 'api1'), api2: pidOf(stack, 'api2'), nginx: pidOf(stack, 'nginx') };
   const logBefore = stackLogTail(stack).length;
   const apiLogBefore = apiLogs(stack).length;
@@ -912,7 +813,7 @@ export async function runMutationFuzz(options: FuzzOptions = {}): Promise<FuzzRe
 
   // Reconciliation: the ledger rows added during the run are exactly the 200s, plus possibly
   // some of the unanswered requests (which may or may not have been applied).
-  const added = books.rowsAfter(before.maxId);
+  const added = await books.rowsAfter(before.maxId);
   const key = (r: ExpectedRow): string => `${r.account}|${r.valor}|${r.tipo}|${r.descricao}`;
   const want = new Map<string, number>();
   for (const r of answered200) want.set(key(r), (want.get(key(r)) ?? 0) + 1);
@@ -929,8 +830,8 @@ export async function runMutationFuzz(options: FuzzOptions = {}): Promise<FuzzRe
     const extra = h - (want.get(k) ?? 0);
     if (extra > 0 && extra > (maybeKeys.get(k) ?? 0)) reconcileProblems.push(`in the ledger ${h}x but answered 200 ${want.get(k) ?? 0}x: ${k}`);
   }
-  const audit = [...books.auditFailures(), ...books.belowLimit()];
-  books.close();
+  const audit = [...(await books.auditFailures()), ...(await books.belowLimit())];
+  await books.close();
 
   const processProblems: string[] = [];
   const now = (() => {

@@ -1,4 +1,6 @@
-// A small JSON reader for the load test's checks.
+// A small JSON reader that keeps every number's source text: the official test's checks, and the
+// tests' check that responses write integers only. The k6 port (official/rinha.k6.js) keeps its
+// own copy, because k6's runtime cannot import this module.
 //
 // Gatling's jmesPath checks (Jackson underneath) see numbers as they were written: `saldo.total`
 // read "as a string" is "0" for `0` but "0.0" for `0.0`, and the consistency validator then fails
@@ -63,7 +65,10 @@ export function parseJson(text: string): JsonValue {
         skip();
         if (text[i] !== ':') fail("expected ':'");
         i++;
-        obj[key] = value();
+        const v = value();
+        // As JSON.parse: "__proto__" is an ordinary key, never the object's prototype.
+        if (key === '__proto__') Object.defineProperty(obj, key, { value: v, enumerable: true, writable: true, configurable: true });
+        else obj[key] = v;
         skip();
         if (text[i] === ',') {
           i++;
@@ -167,4 +172,20 @@ function stringify(value: JsonValue): string {
     return `{${Object.keys(value).map((k) => `${JSON.stringify(k)}:${stringify(value[k])}`).join(',')}}`;
   }
   return JSON.stringify(value);
+}
+
+/** The value as JSON.parse gives it (numbers as numbers). */
+export function toPlain(value: JsonValue): unknown {
+  if (value instanceof JsonNumber) return value.value;
+  if (Array.isArray(value)) return value.map(toPlain);
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toPlain(v)]));
+  return value;
+}
+
+/** The source text of every number in the value. */
+export function numberTexts(value: JsonValue): string[] {
+  if (value instanceof JsonNumber) return [value.raw];
+  if (Array.isArray(value)) return value.flatMap(numberTexts);
+  if (value !== null && typeof value === 'object') return Object.values(value).flatMap(numberTexts);
+  return [];
 }

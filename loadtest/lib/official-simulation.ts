@@ -1,9 +1,12 @@
 // The official Rinha de Backend 2024/Q1 Gatling simulation (RinhaBackendCrebitosSimulation.scala,
-// see /work/shared/rinha-2024q1.md §3) as data and pure functions: injection profiles and the
-// arrival schedule, request payloads, Gatling-like checks with their failure messages, the
-// consistency validator, and the contest's payout computation (§4). No I/O here; run.ts drives it.
+// described step by step in docs/contest.md) as data and pure functions: the official mix,
+// injection profiles and the arrival schedule, request payloads, Gatling-like checks with their
+// failure messages, the consistency validator, and the contest's payout computation (the judging,
+// also in docs/contest.md). No I/O here. It is in lib/ rather than official/ because every
+// generator of the harness sends these requests: official/official-test.ts runs the whole
+// simulation, the open-model generator, chaos, profile and coldstart send its requests and mix.
 
-import { asGatlingInt, asGatlingString, jmesPath, parseJson, type JsonValue } from './json';
+import { asGatlingInt, asGatlingString, jmesPath, parseJson, type JsonValue } from './json-source';
 
 // ---------------------------------------------------------------------------------------------
 // Request groups (Gatling request names) and constants
@@ -33,6 +36,19 @@ export const CLIENTS: readonly { id: number; limite: number }[] = [
 /** Requests of the validation scenarios S1-S6: 25 + 1 + 25 + 1 + 5 × 14 + 1. */
 export const VALIDATION_REQUESTS = 25 + 1 + 25 + 1 + CLIENTS.length * 14 + 1;
 
+/** Requests per second of each kind, or their proportions. */
+export interface Mix {
+  debits: number;
+  credits: number;
+  statements: number;
+}
+
+/** The official peak: 220 débitos, 110 créditos and 10 extratos per second (340 in all). */
+export const OFFICIAL_MIX: Readonly<Mix> = { debits: 220, credits: 110, statements: 10 };
+
+/** The official checks' notion of success for the load: 200, and 422 for a debit (insufficient limit). */
+export const isOkStatus = (group: LoadGroup, status: number): boolean => status === 200 || (group === 'débitos' && status === 422);
+
 // ---------------------------------------------------------------------------------------------
 // Injection profiles and the open-model arrival schedule
 // ---------------------------------------------------------------------------------------------
@@ -58,9 +74,9 @@ export const FULL_PROFILE: Profile = {
   rampSeconds: 120,
   constantSeconds: 120,
   scenarios: [
-    { group: 'débitos', startRate: 1, peakRate: 220 },
-    { group: 'créditos', startRate: 1, peakRate: 110 },
-    { group: 'extratos', startRate: 1, peakRate: 10 },
+    { group: 'débitos', startRate: 1, peakRate: OFFICIAL_MIX.debits },
+    { group: 'créditos', startRate: 1, peakRate: OFFICIAL_MIX.credits },
+    { group: 'extratos', startRate: 1, peakRate: OFFICIAL_MIX.statements },
   ],
   description: 'official: ramp 1→220/110/10 users/s over 120 s, then constant 120 s',
 };
@@ -75,9 +91,9 @@ export const QUICK_PROFILE: Profile = {
   rampSeconds: 30,
   constantSeconds: 30,
   scenarios: [
-    { group: 'débitos', startRate: 1, peakRate: 110 },
-    { group: 'créditos', startRate: 1, peakRate: 55 },
-    { group: 'extratos', startRate: 1, peakRate: 5 },
+    { group: 'débitos', startRate: 1, peakRate: OFFICIAL_MIX.debits / 2 },
+    { group: 'créditos', startRate: 1, peakRate: OFFICIAL_MIX.credits / 2 },
+    { group: 'extratos', startRate: 1, peakRate: OFFICIAL_MIX.statements / 2 },
   ],
   description: 'quick (CI): time × 1/4 (ramp 30 s + constant 30 s), peak rates × 1/2 (1→110/55/5 users/s)',
 };
@@ -173,17 +189,6 @@ export function buildSchedule(profile: Profile): Schedule {
     groups[i] = a.g;
   });
   return { times, groups, counts, total: all.length };
-}
-
-/** Arrivals scheduled in each whole second of the load phase. */
-export function arrivalsPerSecond(schedule: Schedule): number[] {
-  const out: number[] = [];
-  for (const t of schedule.times) {
-    const s = Math.floor(t);
-    while (out.length <= s) out.push(0);
-    out[s]++;
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,7 +359,7 @@ export function validateConsistency(path: string, validatorName: string): Check 
 }
 
 /**
- * §4: the consistency penalty counts simulation.log KO lines that contain
+ * The judging (docs/contest.md): the consistency penalty counts simulation.log KO lines that contain
  * `ConsistenciaSaldoLimite` or `jmesPath(saldo.total).find.is`. A KO line carries the first
  * failed check's message, which is what `runChecks` returns.
  */
@@ -496,7 +501,7 @@ export function clientValidationSteps(id: number): (RequestSpec | RequestSpec[])
 }
 
 // ---------------------------------------------------------------------------------------------
-// Judging (§4)
+// Judging (docs/contest.md)
 // ---------------------------------------------------------------------------------------------
 
 export const BASE_PAYOUT = 100_000;

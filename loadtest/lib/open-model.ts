@@ -13,22 +13,15 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { readUsage, type StackState, type Usage } from '../stack';
-import { USER_AGENT, creditRequest, debitRequest, seededRng, statementRequest, type RequestSpec, type Rng } from './simulation';
+import { type Usage } from '../../stack/cgroups';
+import { readUsage, type StackState } from '../../stack/state';
+import { BODY_UNTIL_CLOSE, formatRequest, isResponseComplete, parseResponseHead, type ResponseHead } from './http';
+import { LOAD_GROUPS, OFFICIAL_MIX, creditRequest, debitRequest, isOkStatus, seededRng, statementRequest, type Mix, type RequestSpec, type Rng } from './official-simulation';
 import { lagStatsOf, lagVerdict, newHistogram } from './stats';
 
 // ---------------------------------------------------------------------------------------------
 // Options and results
 // ---------------------------------------------------------------------------------------------
-
-export interface Mix {
-  debits: number;
-  credits: number;
-  statements: number;
-}
-
-/** The official peak's proportions: 220 debits, 110 credits and 10 statements per second. */
-export const OFFICIAL_MIX: Readonly<Mix> = { debits: 220, credits: 110, statements: 10 };
 
 export interface StepOptions {
   /** default 127.0.0.1 (an IP: no name lookup per connection) */
@@ -94,7 +87,7 @@ export interface StepResult {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pure parts: schedule, mix, request bytes, response framing
+// Pure parts: schedule, mix and the step's request bytes
 // ---------------------------------------------------------------------------------------------
 
 export const KINDS = ['debits', 'credits', 'statements'] as const;
@@ -129,17 +122,6 @@ export function mixSequence(mix: Mix, n: number): Uint8Array {
   return out;
 }
 
-/**
- * A request's exact bytes. `Connection: close`, as node:http sends without an agent (the
- * project's official-test port): nginx closes first, so the generator's side does not pile up
- * TIME_WAIT sockets at thousands of new connections per second.
- */
-export function formatRequest(spec: Pick<RequestSpec, 'method' | 'path' | 'body'>, hostHeader: string): string {
-  let head = `${spec.method} ${spec.path} HTTP/1.1\r\nHost: ${hostHeader}\r\nUser-Agent: ${USER_AGENT}\r\nAccept: */*\r\nConnection: close\r\n`;
-  if (spec.body !== undefined) head += `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(spec.body)}\r\n`;
-  return `${head}\r\n${spec.body ?? ''}`;
-}
-
 export interface PreparedRequests {
   /** every request's bytes, back to back */
   bytes: Buffer;
@@ -166,51 +148,6 @@ export function packRequests(texts: readonly string[], kinds: Uint8Array): Prepa
   if (Buffer.byteLength(joined, 'utf8') !== joined.length) throw new Error('request bytes are not ASCII');
   return { bytes: Buffer.from(joined, 'latin1'), offsets, kinds };
 }
-
-/** What the status line and headers say about the rest of the response. */
-export interface ResponseHead {
-  /** 0 when the status line is not HTTP's */
-  status: number;
-  /** index of the first body byte */
-  bodyStart: number;
-  /** Content-Length; BODY_CHUNKED or BODY_UNTIL_CLOSE when absent */
-  length: number;
-}
-export const BODY_CHUNKED = -2;
-export const BODY_UNTIL_CLOSE = -1;
-
-const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
-const CHUNKED_END = Buffer.from('0\r\n\r\n', 'latin1');
-
-/** The response head once it has fully arrived, undefined before. */
-export function parseResponseHead(buf: Buffer): ResponseHead | undefined {
-  const end = buf.indexOf(HEAD_END);
-  if (end < 0) return undefined;
-  const head = buf.toString('latin1', 0, end);
-  const statusLine = /^HTTP\/1\.[01] (\d{3})(?: |\r|$)/.exec(head);
-  const status = statusLine ? Number(statusLine[1]) : 0;
-  let length = BODY_UNTIL_CLOSE;
-  const lower = head.toLowerCase();
-  const cl = /\r\ncontent-length:[ \t]*(\d+)[ \t]*(?:\r|$)/.exec(lower);
-  if (/\r\ntransfer-encoding:[^\r]*chunked/.test(lower)) length = BODY_CHUNKED;
-  else if (cl) length = Number(cl[1]);
-  // 1xx, 204 and 304 have no body whatever the headers say.
-  if ((status >= 100 && status < 200) || status === 204 || status === 304) length = 0;
-  return { status, bodyStart: end + 4, length };
-}
-
-/** Whether everything the head announced has arrived. A close-delimited body is never complete before the close. */
-export function isResponseComplete(head: ResponseHead, buf: Buffer): boolean {
-  if (head.length >= 0) return buf.length - head.bodyStart >= head.length;
-  if (head.length === BODY_CHUNKED) {
-    // The last chunk without trailers; enough for the JSON error pages a proxy may send chunked.
-    return buf.length - head.bodyStart >= CHUNKED_END.length && buf.subarray(buf.length - CHUNKED_END.length).equals(CHUNKED_END);
-  }
-  return false;
-}
-
-/** The official checks' notion of success: 200, and 422 for a debit (insufficient limit). */
-export const isOkStatus = (kind: Kind, status: number): boolean => status === 200 || (kind === 'debits' && status === 422);
 
 // ---------------------------------------------------------------------------------------------
 // The step
@@ -269,7 +206,7 @@ export async function runStep(o: StepOptions): Promise<StepResult> {
       latency.recordValue(Math.max(1, Math.round((now - ex.sentAt) * 1000)));
       statuses.set(outcome, (statuses.get(outcome) ?? 0) + 1);
       if (status > 0) completed++;
-      if (isOkStatus(KINDS[ex.kind], status)) byKind[ex.kind].ok++;
+      if (isOkStatus(LOAD_GROUPS[ex.kind], status)) byKind[ex.kind].ok++;
       else errors++;
       inFlight--;
       finished++;

@@ -6,10 +6,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { esc, logHistogram, timeChart, type Bar } from './charts';
-import { DEFAULT_REPORTS_DIR } from './meta';
-import { HIGHER_BOUND_MS, LOWER_BOUND_MS } from './simulation';
+import { DEFAULT_REPORTS_DIR } from './provenance';
+import { HIGHER_BOUND_MS, LOWER_BOUND_MS } from './official-simulation';
 import { distributionBucketBoundsMs } from './stats';
-import type { CapacitySummary } from './capacity';
+import type { CapacitySummary } from '../capacity/capacity';
 import { fmtBytes, fmtInt, fmtMs, fmtPct, fmtUsd, latencyTable, usageCells, type RunSummary } from './summary';
 
 // ---------------------------------------------------------------------------------------------

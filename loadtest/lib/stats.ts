@@ -3,7 +3,7 @@
 // them. Latencies are recorded in microseconds and reported in milliseconds.
 
 import * as hdr from 'hdr-histogram-js';
-import { GROUPS, HIGHER_BOUND_MS, LOWER_BOUND_MS, isConsistencyFailure, type Group } from './simulation';
+import { GROUPS, HIGHER_BOUND_MS, LOWER_BOUND_MS, isConsistencyFailure, type Group } from './official-simulation';
 
 /** Largest recordable value: 2 minutes in µs (requests time out at 60 s). */
 const HIGHEST_US = 120_000_000;
@@ -332,4 +332,11 @@ export function lagVerdict(lag: LagStats): { valid: boolean; reasons: string[] }
   if (lag.p99Ms !== null && lag.p99Ms > LAG_LIMITS.p99Ms) reasons.push(`generator lag p99 ${lag.p99Ms.toFixed(1)} ms > ${LAG_LIMITS.p99Ms} ms`);
   if (lag.maxMs !== null && lag.maxMs > LAG_LIMITS.maxMs) reasons.push(`generator lag max ${lag.maxMs.toFixed(1)} ms > ${LAG_LIMITS.maxMs} ms`);
   return { valid: reasons.length === 0, reasons };
+}
+
+/** The median of a list of numbers (the mean of the middle two for an even count). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }

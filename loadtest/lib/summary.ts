@@ -1,6 +1,7 @@
 // The result of one load run (written as summary.json) and its Gatling-style text rendering.
 
-import { GROUPS, LOWER_BOUND_MS, HIGHER_BOUND_MS, type Group, type Payout, type Profile } from './simulation';
+import { GROUPS, LOWER_BOUND_MS, HIGHER_BOUND_MS, type Group, type Payout, type Profile } from './official-simulation';
+import type { Usage } from '../../stack/cgroups';
 import { LAG_LIMITS, type LagStats, type LatencyStats, type TimelinePoint } from './stats';
 
 export interface UsageRow {
@@ -18,6 +19,27 @@ export interface UsageRow {
   /** CFS periods in which the component ran out of CPU quota during the run, and the time it waited */
   throttledPeriods?: number;
   throttledSeconds?: number;
+}
+
+/** CPU spent during the run: the difference of two cumulative readings of the stack's cgroups. */
+export function usageDuring(before: Usage[] | undefined, after: Usage[] | undefined, seconds: number): UsageRow[] | undefined {
+  if (!after) return undefined;
+  return after.map((u) => {
+    const b = before?.find((x) => x.name === u.name);
+    const cpu = b ? Math.max(0, u.cpuSeconds - b.cpuSeconds) : u.cpuSeconds;
+    return {
+      name: u.name,
+      cpuSeconds: cpu,
+      cpuCores: b && seconds > 0 ? cpu / seconds : undefined,
+      cpuLimit: u.cpuLimit,
+      peakMemoryBytes: u.peakMemoryBytes,
+      memoryLimitBytes: u.memoryLimitBytes,
+      peakRssBytes: u.peakRssBytes,
+      oomKills: Math.max(0, u.oomKills - (b?.oomKills ?? 0)),
+      throttledPeriods: u.throttledPeriods === undefined ? undefined : u.throttledPeriods - (b?.throttledPeriods ?? 0),
+      throttledSeconds: u.throttledSeconds === undefined ? undefined : u.throttledSeconds - (b?.throttledSeconds ?? 0),
+    };
+  });
 }
 
 export interface AuditResult {

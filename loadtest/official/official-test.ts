@@ -20,9 +20,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { DEFAULT_REPORTS_DIR, gitInfo, isAlive, localStack, machineInfo, readStackUsage, sameLocalEndpoint, usageDuring, type RawUsage } from './meta';
-import { httpExchange, pgQueries, type Raw, type Target } from './io';
-import { writeRunReport } from './report';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { alive, localStack, readUsage } from '../../stack/state';
+import type { Usage } from '../../stack/cgroups';
+import { DEFAULT_REPORTS_DIR, gitInfo, machineInfo } from '../lib/provenance';
+import { pgQueries } from '../lib/database';
+import { httpExchange, type Raw, type Target } from '../lib/http';
+import { writeRunReport } from '../lib/report';
 import {
   CLIENTS,
   FULL_PROFILE,
@@ -45,9 +49,9 @@ import {
   type Rng,
   type Schedule,
   type Session,
-} from './simulation';
-import { LAG_LIMITS, Recorder, lagVerdict, DISTRIBUTION_PER_DECADE } from './stats';
-import { formatSummary, verdictReasons, type AuditResult, type PhaseResult, type RunSummary } from './summary';
+} from '../lib/official-simulation';
+import { LAG_LIMITS, Recorder, lagVerdict, DISTRIBUTION_PER_DECADE } from '../lib/stats';
+import { formatSummary, usageDuring, verdictReasons, type AuditResult, type PhaseResult, type RunSummary } from '../lib/summary';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -245,8 +249,6 @@ function simpleGet(target: Target, urlPath: string): Promise<Raw> {
   return new Promise((resolve) => httpExchange(target, { method: 'GET', path: urlPath }, false, resolve));
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /**
  * As the official runner: up to 20 attempts, 2 s apart, of two GETs of /clientes/1/extrato
  * (which also wakes both API instances). Returns client 1's statement.
@@ -333,13 +335,27 @@ function startProgress(ctx: Context, expected: number, profile: Profile, loadSta
 // Main
 // ---------------------------------------------------------------------------------------------
 
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]', '0.0.0.0']);
+
+/** True when two base URLs reach the same local listener. */
+export function sameLocalEndpoint(a: string, b: string): boolean {
+  try {
+    const x = new URL(a);
+    const y = new URL(b);
+    const port = (u: URL): string => u.port || (u.protocol === 'https:' ? '443' : '80');
+    return LOCAL_HOSTS.has(x.hostname) && LOCAL_HOSTS.has(y.hostname) && port(x) === port(y);
+  } catch {
+    return false;
+  }
+}
+
 const isoId = (d: Date): string => d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
 
 async function main(): Promise<number> {
   const options = readOptions(process.argv.slice(2));
   const { profile } = options;
   const { state, stateFile } = localStack();
-  const liveState = state && isAlive(state.supervisorPid) ? state : undefined;
+  const liveState = state && alive(state.supervisorPid) ? state : undefined;
   const baseUrl = options.baseUrl ?? liveState?.url ?? 'http://localhost:9999';
   const isLocalStack = liveState !== undefined && sameLocalEndpoint(baseUrl, liveState.url);
 
@@ -385,7 +401,7 @@ async function main(): Promise<number> {
     console.log(`warning: ${msg}; going on anyway (--allow-dirty).`);
   }
 
-  const usageBefore: RawUsage[] | undefined = isLocalStack ? await readStackUsage(liveState) : undefined;
+  const usageBefore: Usage[] | undefined = isLocalStack ? readUsage(liveState) : undefined;
   const machine = machineInfo();
   const git = gitInfo();
   const loadAverageStart = os.loadavg();
@@ -445,7 +461,7 @@ async function main(): Promise<number> {
   const durationSeconds = (runEnd - ctx.runStart) / 1000;
   const cpu = process.cpuUsage(cpuStart);
 
-  const usageAfter = isLocalStack ? await readStackUsage(liveState) : undefined;
+  const usageAfter = isLocalStack ? readUsage(liveState) : undefined;
   const auditResult = await audit(database, auditSkipReason, entriesBefore, recorder);
 
   const groups = recorder.groupStats();

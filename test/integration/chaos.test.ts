@@ -5,11 +5,11 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ChaosStack, report, type Verdict } from '../chaos/common';
-import { SAFE_SETTINGS, crashOnce } from '../chaos/durability';
-import { killApi } from '../chaos/kill-api';
-import { overload } from '../chaos/overload';
-import { pgFault } from '../chaos/pg-fault';
+import { ChaosStack, report, type Verdict } from '../../loadtest/chaos/scenario-kit';
+import { SAFE_SETTINGS, crashOnce } from '../../loadtest/chaos/durability';
+import { killApi } from '../../loadtest/chaos/kill-api';
+import { overload } from '../../loadtest/chaos/overload';
+import { pgFault } from '../../loadtest/chaos/pg-fault';
 
 const log = (line: string): void => console.log(line);
 const show = (v: Verdict): void => report(v, log);

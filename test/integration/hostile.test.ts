@@ -5,13 +5,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { loadCorpus, parseResponses, readStack, runHostile, runMutationFuzz, targetsOf, unexplainedChange, type StackInfo } from '../chaos/hostile';
-import { useStack } from './helpers';
+import { loadCorpus, readStack, runHostile, runMutationFuzz, targetsOf, unexplainedChange } from '../../loadtest/hostile/hostile';
+import { parseResponses } from '../../loadtest/lib/http';
+import type { StackState } from '../../stack/state';
+import { useStack } from '../helpers';
 
 const stack = useStack('hostile', { httpPort: 24781, pgPort: 54781 });
 
 /** The stack's state file: sockets, database conninfo and component pids. */
-const info = (): StackInfo => readStack(stack.home);
+const info = (): StackState => readStack(stack.home);
 
 test('the corpus is well formed: 200+ entries, every path has an exact expectation, differences are explained', () => {
   const corpus = loadCorpus();

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import * as http from 'node:http';
 import { test } from 'node:test';
-import { CLIENT_IDS, LIMITS, MAX_INT4, checkWellFormed, range, useStack, type HttpResponse, type RequestOptions } from './helpers';
+import { CLIENT_IDS, LIMITS, MAX_INT4, checkWellFormed, range, useStack, type HttpResponse, type RequestOptions } from '../helpers';
 
 const stack = useStack('integration', { httpPort: 23101, pgPort: 53101 });
 

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { alive, range, sleep, useStack, type HttpResponse } from './helpers';
+import { alive, range, sleep, useStack, type HttpResponse } from '../helpers';
 
 // A short watchdog (server.ts QUERY_TIMEOUT_MS) bounds how long a request can wait on a
 // connection that died without pg-native noticing.

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { LIMITS, TestStack, range } from './helpers';
+import { LIMITS, TestStack, range } from '../helpers';
 
 interface Exchange {
   request: string;
