@@ -7,11 +7,14 @@
 // stack with its own CREBITOS_HOME (<repo>/.stack-test-<name>, git-ignored by `.stack-*/`), HTTP
 // port and PostgreSQL port, so test files can run side by side, and stops it after the file's tests.
 
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { after, before } from 'node:test';
 import { numberTexts, parseJson as parseWithSource, toPlain } from '../loadtest/lib/json-source';
+import type { StepResult } from '../loadtest/lib/open-model';
+import { LAG_LIMITS } from '../loadtest/lib/stats';
 import { StackClient, portOffset } from '../stack/client';
 import { REPO } from '../stack/settings';
 import { alive } from '../stack/state';
@@ -249,3 +252,18 @@ export { alive };
 
 export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 export { setTimeout as sleep } from 'node:timers/promises';
+
+/** Invariants every step result must satisfy. */
+export function assertSane(r: StepResult): void {
+  assert.equal(Object.values(r.statuses).reduce((a, b) => a + b, 0), r.sent, 'every request has exactly one outcome');
+  assert.equal(r.byKind.debits.sent + r.byKind.credits.sent + r.byKind.statements.sent, r.sent);
+  const l = r.latencyMs;
+  assert.ok(0 < l.p50 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max * 1.001, JSON.stringify(l));
+  assert.ok(l.mean > 0 && l.mean <= l.max);
+  const g = r.lagMs;
+  assert.ok(0 <= g.p50 && g.p50 <= g.p99 && g.p99 <= g.max * 1.001, JSON.stringify(g));
+  assert.equal(r.lagValid, g.p99 <= LAG_LIMITS.p99Ms && g.max <= LAG_LIMITS.maxMs);
+  assert.equal(r.lagValid, r.lagReasons.length === 0);
+  assert.ok(r.wallS >= r.durationS * 0.99, `wall ${r.wallS}`);
+  assert.ok(r.generatorCpuUtil > 0 && r.generatorCpuUtil < 2, String(r.generatorCpuUtil));
+}

@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import type { StackClient } from '../../stack/client';
 import { benchStack, claimHome, markdownTable, readMachineCpu, repoSources, stepRecord, textTable, variantEnv, type StepRecord } from './bench';
 import { findExperiment, variantsOf, type Variant } from './bench-variants';
-import { spread, type Spread } from '../capacity/capacity';
+import { spread, type Spread } from '../capacity/capacity-rules';
 import { pgQueries } from '../lib/database';
 import { DEFAULT_REPORTS_DIR, gitInfo, machineInfo } from '../lib/provenance';
 import { measuredStep } from '../lib/open-model';

@@ -75,7 +75,7 @@ export const DEFAULTS: ExperimentDefaults = { rates: [1000, 1500], rounds: 3 };
 export function substituteOnce(text: string, pattern: RegExp, replacement: string, what: string): string {
   const all = text.match(new RegExp(pattern.source, pattern.flags.includes('g') ? pattern.flags : `${pattern.flags}g`));
   const count = all?.length ?? 0;
-  if (count !== 1) throw new Error(`${what}: expected exactly one match of ${pattern} in nginx.conf, found ${count}; update loadtest/bench-variants.ts`);
+  if (count !== 1) throw new Error(`${what}: expected exactly one match of ${pattern} in nginx.conf, found ${count}; update loadtest/bench/bench-variants.ts`);
   return text.replace(pattern, replacement);
 }
 
@@ -204,12 +204,6 @@ export const EXPERIMENTS: readonly Experiment[] = [
       ),
   },
   {
-    name: 'pg-sync',
-    title: 'pg-native asynchronous calls against its synchronous API',
-    compares: "async execute (current) against executeSync, which blocks the instance's event loop for each round trip (PG_CALLS=sync)",
-    variants: () => [current('async calls'), variant('sync', 'PG_CALLS=sync: executeSync', { PG_CALLS: 'sync' })],
-  },
-  {
     name: 'transport',
     title: 'Unix sockets against TCP on each hop',
     compares: 'nginx→API and API→PostgreSQL on unix sockets (current) against loopback TCP on either hop or both (CREBITOS_TRANSPORT)',
@@ -283,22 +277,13 @@ export const EXPERIMENTS: readonly Experiment[] = [
     variants: () => [current('UV_THREADPOOL_SIZE unset: 4'), variant('uv=1', 'UV_THREADPOOL_SIZE 1', { UV_THREADPOOL_SIZE: '1' }), variant('uv=2', 'UV_THREADPOOL_SIZE 2', { UV_THREADPOOL_SIZE: '2' })],
   },
   {
-    name: 'json',
-    title: 'Response JSON built in PostgreSQL or in Node',
-    compares: 'bodies built by the PostgreSQL functions (current) against plain columns turned into the same bytes in Node (JSON_IN=node)',
-    variants: () => [
-      current('JSON built in PostgreSQL'),
-      variant('json-in-node', 'JSON_IN=node with loadtest/variants/json-in-node.sql', { JSON_IN: 'node', CREBITOS_SQL: 'loadtest/variants/json-in-node.sql' }),
-    ],
-  },
-  {
     name: 'locking',
     title: 'How post_transaction serialises one account',
     compares: 'one conditional UPDATE (current) against SELECT … FOR UPDATE then UPDATE, and against pg_advisory_xact_lock then UPDATE',
     variants: () => [
       current('conditional UPDATE'),
-      variant('for-update', 'loadtest/variants/lock-for-update.sql', { CREBITOS_SQL: 'loadtest/variants/lock-for-update.sql' }),
-      variant('advisory', 'loadtest/variants/lock-advisory.sql', { CREBITOS_SQL: 'loadtest/variants/lock-advisory.sql' }),
+      variant('for-update', 'loadtest/bench/variants/lock-for-update.sql', { CREBITOS_SQL: 'loadtest/bench/variants/lock-for-update.sql' }),
+      variant('advisory', 'loadtest/bench/variants/lock-advisory.sql', { CREBITOS_SQL: 'loadtest/bench/variants/lock-advisory.sql' }),
     ],
   },
   {
@@ -307,9 +292,9 @@ export const EXPERIMENTS: readonly Experiment[] = [
     compares: 'the repository (seeded statistics, one index, no foreign key, utc_iso inlined) against the ledger before the plan fix, and against putting back the foreign key or the IMMUTABLE utc_iso alone',
     variants: () => [
       current('statistics, one index, no foreign key, utc_iso STABLE'),
-      variant('before', 'loadtest/variants/ledger-before-plan-fix.sql: no statistics, two indexes, the foreign key, utc_iso IMMUTABLE', { CREBITOS_SQL: 'loadtest/variants/ledger-before-plan-fix.sql' }),
-      variant('foreign-key', 'loadtest/variants/ledger-foreign-key.sql', { CREBITOS_SQL: 'loadtest/variants/ledger-foreign-key.sql' }),
-      variant('utc-iso-immutable', 'loadtest/variants/utc-iso-immutable.sql', { CREBITOS_SQL: 'loadtest/variants/utc-iso-immutable.sql' }),
+      variant('before', 'loadtest/bench/variants/ledger-before-plan-fix.sql: no statistics, two indexes, the foreign key, utc_iso IMMUTABLE', { CREBITOS_SQL: 'loadtest/bench/variants/ledger-before-plan-fix.sql' }),
+      variant('foreign-key', 'loadtest/bench/variants/ledger-foreign-key.sql', { CREBITOS_SQL: 'loadtest/bench/variants/ledger-foreign-key.sql' }),
+      variant('utc-iso-immutable', 'loadtest/bench/variants/utc-iso-immutable.sql', { CREBITOS_SQL: 'loadtest/bench/variants/utc-iso-immutable.sql' }),
     ],
   },
   {

@@ -23,7 +23,7 @@ import { readConfig } from '../../server';
 import { StackClient } from '../../stack/client';
 import { alive } from '../../stack/state';
 import { DEFAULTS, EXPERIMENTS, describeSplit, findExperiment, proportionalSplit, variantsOf, type Experiment, type Sources, type Split, type Variant } from './bench-variants';
-import { fraction, parseSteps, spread, type Spread } from '../capacity/capacity';
+import { fraction, parseSteps, spread, type Spread } from '../capacity/capacity-rules';
 import { DEFAULT_REPORTS_DIR, REPO, gitInfo, machineInfo } from '../lib/provenance';
 import { measuredStep, runStep, type MeasuredStep } from '../lib/open-model';
 import { LAG_LIMITS } from '../lib/stats';
@@ -355,7 +355,7 @@ export const LEGEND =
 /** Variables that change the stack or the APIs: cleared, so the baseline is the repository's configuration. */
 export const CONFIG_ENV = [
   'NODE_OPTIONS', 'CREBITOS_NO_LIMITS', 'SOCKET_DIR', 'CREBITOS_API_SCRIPT', 'CREBITOS_COMPOSE', 'CREBITOS_NGINX_CONF', 'CREBITOS_SQL',
-  'CREBITOS_TRANSPORT', 'PG_SETTINGS', 'POOL_SIZE', 'PG_CALLS', 'JSON_IN', 'UV_THREADPOOL_SIZE', 'MAX_QUEUE', 'QUERY_TIMEOUT_MS', 'DRAIN_MS',
+  'CREBITOS_TRANSPORT', 'PG_SETTINGS', 'POOL_SIZE', 'UV_THREADPOOL_SIZE', 'MAX_QUEUE', 'QUERY_TIMEOUT_MS', 'DRAIN_MS',
   'STARTUP_TIMEOUT_MS', 'DATABASE_URL', 'SOCKET_PATH', 'PORT', 'HOST', 'INSTANCE_NAME',
 ];
 /** Variant variables that name files: relative to the repository, or to the run's directory when generated. */

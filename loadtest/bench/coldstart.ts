@@ -13,11 +13,13 @@
 
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { ChaosStack } from '../chaos/scenario-kit';
+import * as path from 'node:path';
+import { StackClient, portOffset } from '../../stack/client';
 import { median } from '../lib/stats';
 import { httpExchange, type Target } from '../lib/http';
 import { runStep } from '../lib/open-model';
-import { concurrentTransaction, type RequestSpec } from '../lib/official-simulation';
+import { REPO } from '../lib/provenance';
+import { OFFICIAL_MIX, concurrentTransaction, type RequestSpec } from '../lib/official-simulation';
 
 const BURST = 25;
 
@@ -68,12 +70,14 @@ export interface Measurement {
 }
 
 async function measure(variant: Variant, seed: number): Promise<Measurement> {
-  const stack = new ChaosStack(`coldstart-${variant.name}`, { env: variant.env });
+  const name = `coldstart-${variant.name}`;
+  const offset = portOffset(name, 900, 7);
+  const stack = new StackClient({ home: path.join(REPO, `.stack-chaos-${name}`), httpPort: 29000 + offset, pgPort: 59000 + offset, env: { ...variant.env, PG_SETTINGS: undefined } });
   await stack.up();
   try {
     const target: Target = { baseUrl: `http://127.0.0.1:${stack.httpPort}`, address: '127.0.0.1', family: 4, port: stack.httpPort, hostHeader: `localhost:${stack.httpPort}`, basePath: '' };
     const cold = await bursts(target);
-    await runStep({ port: stack.httpPort, ratePerS: 340, durationS: 8, seed });
+    await runStep({ port: stack.httpPort, ratePerS: OFFICIAL_MIX.debits + OFFICIAL_MIX.credits + OFFICIAL_MIX.statements, durationS: 8, seed });
     const warm = await bursts(target);
     return { variant: variant.name, cold, warm };
   } finally {

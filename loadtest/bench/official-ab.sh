@@ -2,18 +2,18 @@
 # Official profile, A/B: the repository's stack against a variant of it, on fresh stacks, ROUNDS
 # times, in ABBA order so that neither variant always runs first. The variant is a SQL overlay
 # (a .sql file, run after procedures.sql as CREBITOS_SQL) or any of the stack's settings as
-# VAR=value words, e.g. "CREBITOS_SQL=loadtest/variants/x.sql PG_SETTINGS=loadtest/variants/y.conf".
+# VAR=value words, e.g. "CREBITOS_SQL=loadtest/bench/variants/x.sql PG_SETTINGS=loadtest/bench/variants/y.conf".
 # Prints each run's latency, the database's CPU throttling and the generator's validity, then
 # the medians over the valid runs and B/A ratios.
 #
-#   loadtest/official-ab.sh loadtest/variants/ledger-autovacuum-on.sql 3
-#   loadtest/official-ab.sh "PG_SETTINGS=loadtest/variants/autovacuum-1s.conf CREBITOS_SQL=loadtest/variants/accounts-vacuum-often.sql" 3
+#   loadtest/bench/official-ab.sh loadtest/bench/variants/ledger-autovacuum-on.sql 3
+#   loadtest/bench/official-ab.sh "PG_SETTINGS=loadtest/bench/variants/autovacuum-1s.conf CREBITOS_SQL=loadtest/bench/variants/accounts-vacuum-often.sql" 3
 #
 # A full official run takes about 4 minutes, so 3 rounds take 25-30. Needs `npm run build`, and
 # the default stack (npm run up) down: this script starts and stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-variant=${1:?usage: loadtest/official-ab.sh OVERLAY.sql|"VAR=value ..." [ROUNDS]}
+variant=${1:?usage: loadtest/bench/official-ab.sh OVERLAY.sql|"VAR=value ..." [ROUNDS]}
 rounds=${2:-3}
 if [[ $variant == *=* ]]; then read -r -a settings <<<"$variant"; else settings=("CREBITOS_SQL=$variant"); fi
 for kv in "${settings[@]}"; do
@@ -21,23 +21,23 @@ for kv in "${settings[@]}"; do
   file=${kv#*=}
   case ${kv%%=*} in CREBITOS_SQL | PG_SETTINGS | CREBITOS_NGINX_CONF | CREBITOS_COMPOSE) [ -f "$file" ] || { echo "no such file: $file" >&2; exit 2; } ;; esac
 done
-[ -f dist/loadtest/run.js ] || { echo "run npm run build first" >&2; exit 2; }
+[ -f dist/loadtest/official/official-test.js ] || { echo "run npm run build first" >&2; exit 2; }
 out=$(mktemp -d /tmp/crebitos-official-ab.XXXXXX)
 echo "[official-ab] A: repository; B: ${settings[*]}; $rounds round(s); reports in $out"
 
-if node dist/stack.js status >/dev/null 2>&1; then
+if node dist/stack/commands.js status >/dev/null 2>&1; then
   echo "the default stack is up; stop it first (npm run down)" >&2
   exit 2
 fi
-trap 'node dist/stack.js down >/dev/null 2>&1 || true' EXIT
+trap 'node dist/stack/commands.js down >/dev/null 2>&1 || true' EXIT
 for round in $(seq 1 "$rounds"); do
   order="A B"
   [ $((round % 2)) -eq 0 ] && order="B A"
   for which in $order; do
     echo "[official-ab] round $round/$rounds, $which: fresh stack, then the official profile (~4 min)"
-    if [ "$which" = B ]; then env "${settings[@]}" node dist/stack.js up >/dev/null; else node dist/stack.js up >/dev/null; fi
-    node dist/loadtest/run.js --out "$out/$which-$round" >"$out/$which-$round.log" 2>&1 || echo "[official-ab]   the run reported a failure; see $out/$which-$round.log"
-    node dist/stack.js down >/dev/null
+    if [ "$which" = B ]; then env "${settings[@]}" node dist/stack/commands.js up >/dev/null; else node dist/stack/commands.js up >/dev/null; fi
+    node dist/loadtest/official/official-test.js --out "$out/$which-$round" >"$out/$which-$round.log" 2>&1 || echo "[official-ab]   the run reported a failure; see $out/$which-$round.log"
+    node dist/stack/commands.js down >/dev/null
     report=$(ls -d "$out/$which-$round"/20*/ 2>/dev/null | tail -1 || true)
     if [ -z "$report" ]; then
       echo "[official-ab]   $which: no report written; left out (see $out/$which-$round.log)"

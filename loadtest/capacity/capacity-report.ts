@@ -4,7 +4,7 @@
 
 import { esc, fmtTick, linearTicks, logRange } from '../lib/charts';
 import { median } from '../lib/stats';
-import type { CapacitySummary, DbTarget, JudgedStep, LoadTarget, PgbenchStep, Spread } from './capacity';
+import type { CapacitySummary, DbTarget, JudgedStep, LoadTarget, PgbenchStep, Spread } from './capacity-rules';
 import { CSS, formatEnvelope } from '../lib/report';
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // The configurations npm run bench compares must all be correct, or their ratios mean nothing.
-// Each variant that changes what the service computes (the SQL overlays of loadtest/variants/,
-// JSON_IN=node, PG_CALLS=sync) or how the stack is wired (CREBITOS_TRANSPORT=tcp) runs on its own
+// Each variant that changes what the service computes (the SQL overlays of loadtest/bench/variants/)
+// or how the stack is wired (CREBITOS_TRANSPORT=tcp) runs on its own
 // fresh stack, one after another:
 //  - the same sequence of requests as the repository's configuration, with the same statuses
 //    and the same bodies byte for byte (timestamps masked): limits, boundaries, overflow,
@@ -8,7 +8,7 @@
 //  - concurrent debits on one account through both instances: exactly as many succeed as the
 //    limit allows, each saw a different balance, and the books balance (audit_failures).
 // Any of these configurations can also run the whole integration suite, e.g.
-//   CREBITOS_SQL=loadtest/variants/lock-advisory.sql node --test dist/test/integration.test.js
+//   CREBITOS_SQL=loadtest/bench/variants/lock-advisory.sql node --test dist/test/integration/integration.test.js
 
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -88,14 +88,8 @@ async function concurrentDebits(stack: TestStack): Promise<void> {
 const apiLog = (stack: TestStack): string => fs.readFileSync(path.join(stack.home, 'logs', 'api1.log'), 'utf8');
 
 const VARIANTS: { name: string; env: Record<string, string>; check?: (stack: TestStack) => void }[] = [
-  { name: 'lock-for-update', env: { CREBITOS_SQL: 'loadtest/variants/lock-for-update.sql' } },
-  { name: 'lock-advisory', env: { CREBITOS_SQL: 'loadtest/variants/lock-advisory.sql' } },
-  {
-    name: 'json-in-node',
-    env: { JSON_IN: 'node', CREBITOS_SQL: 'loadtest/variants/json-in-node.sql' },
-    check: (stack) => assert.match(apiLog(stack), /JSON_IN=node/),
-  },
-  { name: 'pg-sync', env: { PG_CALLS: 'sync' }, check: (stack) => assert.match(apiLog(stack), /PG_CALLS=sync/) },
+  { name: 'lock-for-update', env: { CREBITOS_SQL: 'loadtest/bench/variants/lock-for-update.sql' } },
+  { name: 'lock-advisory', env: { CREBITOS_SQL: 'loadtest/bench/variants/lock-advisory.sql' } },
   {
     name: 'tcp',
     env: { CREBITOS_TRANSPORT: 'tcp' },
@@ -110,7 +104,7 @@ const VARIANTS: { name: string; env: Record<string, string>; check?: (stack: Tes
 ];
 
 /** Variables that would change the stack under test, whatever the caller's environment holds. */
-const CLEAR = { CREBITOS_SQL: '', JSON_IN: '', PG_CALLS: '', CREBITOS_TRANSPORT: '', CREBITOS_NGINX_CONF: '', POOL_SIZE: '' };
+const CLEAR = { CREBITOS_SQL: '', CREBITOS_TRANSPORT: '', CREBITOS_NGINX_CONF: '', POOL_SIZE: '' };
 
 async function withStack<T>(name: string, env: Record<string, string>, fn: (stack: TestStack) => Promise<T>): Promise<T> {
   const stack = new TestStack(`variant-${name}`, { env: { ...CLEAR, ...env } });
