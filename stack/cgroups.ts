@@ -172,16 +172,22 @@ function readThrottling(cpuGroup: string): Pick<Usage, 'throttledPeriods' | 'thr
   }
 }
 
-/** VmHWM of a live process, in bytes; undefined once it has exited. */
-export function peakRss(pid: number | undefined): number | undefined {
+/** A size field of a live process's /proc/<pid>/status (VmHWM, VmRSS), in bytes; undefined once it has exited. */
+function statusBytes(pid: number | undefined, field: 'VmHWM' | 'VmRSS'): number | undefined {
   if (!pid) return undefined;
   try {
-    const match = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return match ? Number(match[1]) * 1024 : undefined;
   } catch {
     return undefined;
   }
 }
+
+/** Peak RSS (VmHWM) of a live process, in bytes. */
+export const peakRss = (pid: number | undefined): number | undefined => statusBytes(pid, 'VmHWM');
+
+/** Current RSS (VmRSS) of a live process, in bytes. */
+export const currentRss = (pid: number | undefined): number | undefined => statusBytes(pid, 'VmRSS');
 
 export function formatUsage(usage: Usage[]): string {
   const rows = usage.map((u) => {

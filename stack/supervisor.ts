@@ -72,7 +72,7 @@ export class Stack {
     const { transport } = this.settings;
     const database = databaseConninfo(transport.db === 'tcp' ? { socketDir: '127.0.0.1', pgPort: this.settings.pgPort } : this.settings);
     // CREBITOS_API_SCRIPT runs another script as both APIs (npm run capacity's HTTP-only
-    // baseline, loadtest/fixed-server.ts), in the same places, sockets and limits.
+    // baseline, loadtest/capacity/fixed-server.ts), in the same places, sockets and limits.
     const apiScript = process.env.CREBITOS_API_SCRIPT ? path.resolve(process.env.CREBITOS_API_SCRIPT) : SERVER_JS;
     // The APIs need no privilege: as root, they run as nobody, as the image runs them as node.
     const asNobody = isRoot() && reachableByOthers(apiScript) ? { uid: 65534, gid: 65534 } : {};
@@ -362,7 +362,7 @@ function tail(file: string, lines = 15): string {
 }
 
 /** Status code of one GET, over TCP on localhost or over a unix socket. */
-export function httpStatus(target: { port?: number; socketPath?: string; path: string }): Promise<number> {
+function httpStatus(target: { port?: number; socketPath?: string; path: string }): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port: target.port, socketPath: target.socketPath, path: target.path, agent: false, timeout: 2000 }, (res) => {
       res.resume();

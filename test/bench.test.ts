@@ -1,4 +1,4 @@
-// npm run bench (loadtest/bench.ts, loadtest/bench-variants.ts): variant generation from the
+// npm run bench (loadtest/bench/bench.ts, loadtest/bench/bench-variants.ts): variant generation from the
 // repository's files, the time plan, medians and ratios, and one short experiment on real stacks.
 
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// npm run capacity (loadtest/capacity.ts): option and step parsing, step verdicts, the stop rule,
+// npm run capacity (loadtest/capacity/capacity.ts): option and step parsing, step verdicts, the stop rule,
 // capacity and spread over runs, pgbench's output and logs, the database-only compose file, the
 // fixed-body server of the HTTP-only baseline, the HTML report; then one quick invocation
 // end to end (three fresh stacks on their own ports, each stopped afterwards).

@@ -21,7 +21,7 @@ const TSC = path.join(REPO, 'node_modules', '.bin', 'tsc');
 const JSLIB_SUMMARY = 'https://jslib.k6.io/k6-summary/0.0.2/index.js';
 
 // ---------------------------------------------------------------------------------------------
-// The official simulation, as numbers (RinhaBackendCrebitosSimulation.scala, spec §3.3-§3.4)
+// The official simulation, as numbers (RinhaBackendCrebitosSimulation.scala; docs/contest.md)
 // ---------------------------------------------------------------------------------------------
 
 const OFFICIAL_LOAD = {
@@ -466,7 +466,7 @@ describe('k6 options match the official profile', () => {
       const k6 = k6Arrivals(sc);
       const gatling = gatlingUsersPerSecond(off.startRate, off.peak, off.rampSeconds, off.constantSeconds);
       const gatlingTotal = gatling.reduce((a, b) => a + b, 0);
-      // Closed form of the spec: (1 + peak) / 2 × 120 + peak × 120.
+      // Closed form of the injection: (1 + peak) / 2 × 120 + peak × 120.
       const closedForm = ((off.startRate + off.peak) / 2) * off.rampSeconds + off.peak * off.constantSeconds;
       assert.equal(closedForm, off.requests, `${name} closed form`);
       assert.equal(gatlingTotal, off.requests, `${name} Gatling total`);

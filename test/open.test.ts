@@ -1,4 +1,4 @@
-// The open-model generator (loadtest/open.ts): its pure parts (schedule, mix, request bytes,
+// The open-model generator (loadtest/lib/open-model.ts): its pure parts (schedule, mix, request bytes,
 // response framing), its outcomes against small misbehaving servers, and a short step against a
 // real stack whose ledger must hold exactly the transactions the step saw acknowledged.
 

@@ -10,7 +10,7 @@
 // The verdict is the ageing ratio: PostgreSQL's CPU per request in the costliest window over the
 // first window's; at most 1.1 passes. A rise that autovacuum later undoes still counts.
 //
-// --compare runs the variants of a bench experiment (loadtest/bench-variants.ts) alternately,
+// --compare runs the variants of a bench experiment (loadtest/bench/bench-variants.ts) alternately,
 // A B A B …, each on a fresh stack, and prints each variant's medians and their ratios to the
 // repository's. Reports go to reports/ageing/<name>-<timestamp>.json and .md.
 
@@ -25,7 +25,7 @@ import { pgQueries } from '../lib/database';
 import { DEFAULT_REPORTS_DIR, gitInfo, machineInfo } from '../lib/provenance';
 import { measuredStep } from '../lib/open-model';
 
-export const AGEING_LIMIT = 1.1;
+const AGEING_LIMIT = 1.1;
 
 export interface AgeingOptions {
   rate: number;
@@ -41,7 +41,7 @@ export interface AgeingOptions {
   portBase: number;
 }
 
-export const DEFAULT_AGEING: Omit<AgeingOptions, 'out'> = { rate: 2500, seconds: 180, windowS: 10, rounds: 1, compare: undefined, variants: undefined, seed: 1, portBase: 32400 };
+const DEFAULT_AGEING: Omit<AgeingOptions, 'out'> = { rate: 2500, seconds: 180, windowS: 10, rounds: 1, compare: undefined, variants: undefined, seed: 1, portBase: 32400 };
 
 export const USAGE = `usage: npm run ageing -- [options]
   --rate R          requests per second, the official mix (default ${DEFAULT_AGEING.rate})
@@ -56,7 +56,7 @@ export const USAGE = `usage: npm run ageing -- [options]
 
 export class UsageError extends Error {}
 
-export function parseAgeingArgs(argv: string[]): AgeingOptions {
+function parseAgeingArgs(argv: string[]): AgeingOptions {
   let parsed;
   try {
     parsed = parseArgs({
@@ -120,7 +120,7 @@ export interface DbReading {
   accounts: { updates: number; hotUpdates: number; deadTuples: number; autovacuums: number; autoanalyzes: number; heapPages: number; indexPages: number };
 }
 
-export const DB_READING_QUERIES = [
+const DB_READING_QUERIES = [
   `SELECT indexrelname AS name, idx_scan::float8 AS scans, idx_tup_read::float8 AS read
      FROM pg_stat_user_indexes WHERE relname = 'ledger' ORDER BY indexrelname`,
   `SELECT n_tup_upd::float8 AS updates, n_tup_hot_upd::float8 AS hot, n_dead_tup::float8 AS dead,
@@ -130,7 +130,7 @@ export const DB_READING_QUERIES = [
      FROM pg_stat_user_tables WHERE relname = 'accounts'`,
 ];
 
-export function dbReading(rows: Record<string, unknown>[][]): DbReading {
+function dbReading(rows: Record<string, unknown>[][]): DbReading {
   const [indexes, [accounts]] = rows;
   if (!accounts) throw new Error('pg_stat_user_tables has no row for accounts');
   const n = (x: unknown): number => Number(x);
@@ -160,7 +160,7 @@ export interface DbWindow {
   autovacuumed: string;
 }
 
-export function dbWindow(before: DbReading, after: DbReading): DbWindow {
+function dbWindow(before: DbReading, after: DbReading): DbWindow {
   const readPerScan: Record<string, number | null> = {};
   for (const [name, a] of Object.entries(after.ledgerIndexes)) {
     const b = before.ledgerIndexes[name] ?? { scans: 0, read: 0 };
@@ -204,7 +204,7 @@ export interface AgeingMeasurement {
   invalidWindows: number;
 }
 
-export function ageingRatio(dbCpuMs: readonly number[]): number | null {
+function ageingRatio(dbCpuMs: readonly number[]): number | null {
   if (dbCpuMs.length === 0 || !(dbCpuMs[0] > 0)) return null;
   return Math.round((Math.max(...dbCpuMs) / dbCpuMs[0]) * 1000) / 1000;
 }
@@ -241,7 +241,7 @@ const spreadOf = (xs: (number | null)[]): Spread | null => {
   return ok.length === xs.length && ok.length > 0 ? spread(ok) : null;
 };
 
-export function summarizeAgeing(measurements: AgeingMeasurement[], variants: Pick<Variant, 'name' | 'baseline'>[]): AgeingSummaryRow[] {
+function summarizeAgeing(measurements: AgeingMeasurement[], variants: Pick<Variant, 'name' | 'baseline'>[]): AgeingSummaryRow[] {
   const rows = variants.map((v) => {
     const ms = measurements.filter((m) => m.variant === v.name);
     const ratio = spreadOf(ms.map((m) => m.ageingRatio));
@@ -269,7 +269,7 @@ export function summarizeAgeing(measurements: AgeingMeasurement[], variants: Pic
 const fmt = (x: number | null | undefined, digits = 2): string => (x === null || x === undefined ? '–' : x.toFixed(digits));
 const spreadText = (s: Spread | null, digits = 2): string => (s === null ? '–' : s.min === s.max ? fmt(s.median, digits) : `${fmt(s.median, digits)} [${fmt(s.min, digits)}–${fmt(s.max, digits)}]`);
 
-export function windowLine(prefix: string, w: AgeingWindow): string {
+function windowLine(prefix: string, w: AgeingWindow): string {
   const c = w.cpuMsPerRequest;
   const cpu = c ? `cpu/req db ${c.db.toFixed(3)} api ${c.api.toFixed(3)} nginx ${c.nginx.toFixed(3)} ms` : 'cpu not measured';
   const scans = Object.entries(w.db.ledgerReadPerScan)
@@ -283,7 +283,7 @@ export function windowLine(prefix: string, w: AgeingWindow): string {
   );
 }
 
-export function summaryTable(rows: AgeingSummaryRow[]): string[][] {
+function summaryTable(rows: AgeingSummaryRow[]): string[][] {
   const header = ['variant', 'runs', `ageing ratio (≤ ${AGEING_LIMIT})`, 'db CPU ms/request, median of windows', 'p99 ms, median of windows', 'errors', 'db CPU vs repository', 'p99 vs repository'];
   return [
     header,
@@ -343,7 +343,7 @@ async function measureAgeing(o: AgeingOptions, stack: StackClient, round: number
   return measurement(round, variant, windows);
 }
 
-export async function runAgeing(o: AgeingOptions, log: (line: string) => void = console.log, onStack: (s: StackClient | undefined) => void = () => {}): Promise<{ report: AgeingReport; json: string }> {
+async function runAgeing(o: AgeingOptions, log: (line: string) => void = console.log, onStack: (s: StackClient | undefined) => void = () => {}): Promise<{ report: AgeingReport; json: string }> {
   const started = new Date();
   const experiment = o.compare === undefined ? undefined : findExperiment(o.compare);
   const variants = experiment ? variantsOf(experiment, repoSources()).filter((v) => v.baseline || !o.variants || o.variants.includes(v.name)) : [REPOSITORY];
@@ -408,7 +408,7 @@ export async function runAgeing(o: AgeingOptions, log: (line: string) => void = 
   return { report, json };
 }
 
-export function renderAgeingMarkdown(r: AgeingReport): string {
+function renderAgeingMarkdown(r: AgeingReport): string {
   const lines = [
     `# Ageing: ${r.variants.map((v) => v.name).join(' vs ')}`,
     '',

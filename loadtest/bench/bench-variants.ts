@@ -1,4 +1,4 @@
-// The experiments of npm run bench (loadtest/bench.ts): for each, the configurations it compares.
+// The experiments of npm run bench (loadtest/bench/bench.ts): for each, the configurations it compares.
 //
 // A variant is the repository's configuration plus environment variables for the native stack
 // and the APIs, and possibly generated files (an nginx.conf or a compose file derived from the
@@ -174,7 +174,7 @@ export const describeSplit = (s: Split): string => `db ${s.db} / api ${s.api1}+$
  * component costs less at high load than at the official test's 340 req/s: idle work is spread
  * over more requests and wake-ups serve batches.
  */
-export const MEASURED_CPU_MS_PER_REQUEST = { db: 0.2, api: 0.14, nginx: 0.09 };
+const MEASURED_CPU_MS_PER_REQUEST = { db: 0.2, api: 0.14, nginx: 0.09 };
 
 // ---------------------------------------------------------------------------------------------
 // Variants

@@ -1,11 +1,11 @@
 // npm run bench -- <experiment>... | all | --list  [--rates 1000,2000] [--seconds S] [--rounds N]
 //
-// Each experiment compares configurations of the same stack (loadtest/bench-variants.ts) as
+// Each experiment compares configurations of the same stack (loadtest/bench/bench-variants.ts) as
 // ratios measured in one invocation. Variants alternate, A B C A B C …, each measurement on a
 // fresh native stack inside the envelope, so drift on a shared machine (other load, thermal,
 // page cache) spreads over every variant instead of landing on one. A measurement is a short
 // unmeasured warm-up, then one open-model step per offered rate with the official mix and a new
-// connection per request (loadtest/open.ts), with each component's CPU from its cgroup.
+// connection per request (loadtest/lib/open-model.ts), with each component's CPU from its cgroup.
 //
 // Per variant and rate it reports the median and min-max over rounds of p50/p99/max latency,
 // errors and CPU ms per request (db, both APIs, nginx, total), and each median's ratio to the
@@ -58,16 +58,16 @@ export const DEFAULT_BUDGET_S = 240;
  * Start, stop and bookkeeping of one fresh stack: up ~2.5 s and down ~1.7 s on a quiet machine,
  * 6.5-8 s in all on a busy one (first runs of every experiment).
  */
-export const STACK_OVERHEAD_S = 7;
+const STACK_OVERHEAD_S = 7;
 /** Rest between steps of one measurement, so queues drain. */
-export const PAUSE_S = 1;
+const PAUSE_S = 1;
 /**
  * Unmeasured load before the first step. Each API warms its own code before it listens
  * (WARM_UP_REQUESTS); this second opens nginx's upstream connections and warms the database.
  */
 export const DEFAULT_WARMUP_S = 1;
 /** Shortest and longest planned steps: below 3 s a p99 rests on too few requests. */
-export const STEP_SECONDS = { min: 3, max: 15 };
+const STEP_SECONDS = { min: 3, max: 15 };
 
 /**
  * Seconds per step so that variants x rounds fresh-stack measurements fit the budget: two
@@ -240,7 +240,7 @@ export function stepRecord(round: number, variant: string, m: MeasuredStep, mach
 }
 
 /** What the tables show, in order. Lower is better for all of them. */
-export const METRICS = [
+const METRICS = [
   { key: 'p50', label: 'p50 ms', get: (s: StepRecord) => s.p50 },
   { key: 'p99', label: 'p99 ms', get: (s: StepRecord) => s.p99 },
   { key: 'max', label: 'max ms', get: (s: StepRecord) => s.max },
@@ -324,7 +324,7 @@ export function ratioTable(rows: SummaryRow[]): string[][] {
   return [head, ...body];
 }
 
-export function valueTable(rows: SummaryRow[]): string[][] {
+function valueTable(rows: SummaryRow[]): string[][] {
   const head = ['rate', 'variant', 'n', ...METRICS.map((m) => m.label), 'other'];
   const cells = (row: SummaryRow): string[] => METRICS.map((m) => spreadText(m.key, row.values[m.key]));
   return [head, ...rows.map((row) => [String(row.rate), row.variant, `${row.valid}/${row.steps}${flag(row)}`, ...cells(row), spreadText('p50', row.otherCores)])];
@@ -340,7 +340,7 @@ export function markdownTable(cells: string[][]): string {
   return [line(cells[0]), line(cells[0].map((_, i) => (i < 2 ? '---' : '---:'))), ...cells.slice(1).map(line)].join('\n');
 }
 
-export const LEGEND =
+const LEGEND =
   'Latency in ms; CPU in ms per complete response (db, the two APIs together, nginx, total) from the cgroups; ' +
   'a 503 costs little, so under overload CPU per request falls. ' +
   'The baseline row shows its medians; other rows the ratio of their median to the baseline’s at the same rate (lower is better; ' +
@@ -558,7 +558,7 @@ export async function runExperiment(experiment: Experiment, o: BenchOptions, log
   return { report, json, markdown };
 }
 
-export function formatReport(r: BenchReport): string {
+function formatReport(r: BenchReport): string {
   const lines = [`${r.experiment}: ${r.title}`, `  ${r.compares}`, '', textTable(ratioTable(r.summary))];
   for (const f of r.failures) lines.push(`  FAILED round ${f.round} ${f.variant}: ${f.error.split('\n')[0]}`);
   if (r.experiment === 'split' && r.suggestedSplit) {
@@ -568,7 +568,7 @@ export function formatReport(r: BenchReport): string {
   return lines.join('\n');
 }
 
-export function renderMarkdown(r: BenchReport): string {
+function renderMarkdown(r: BenchReport): string {
   const lines = [
     `# npm run bench -- ${r.experiment}`,
     '',

@@ -4,8 +4,8 @@
 // compares with two ceilings measured by the same command in the same invocation:
 //
 //   api   the real stack (nginx + two APIs + PostgreSQL, docker-compose.yml's limits): a stepped
-//         open-model load with the official mix, new connection per request (loadtest/open.ts);
-//   http  the same topology and limits with loadtest/fixed-server.js in place of the APIs (a fixed
+//         open-model load with the official mix, new connection per request (loadtest/lib/open-model.ts);
+//   http  the same topology and limits with loadtest/capacity/fixed-server.ts in place of the APIs (a fixed
 //         statement-sized body, no database): the ceiling of the HTTP path;
 //   db    PostgreSQL alone, given 1.5 CPU, driven by pgbench with the same prepared function calls
 //         in the same mix over the unix socket: the ceiling of the database work.
@@ -30,7 +30,8 @@ import { readUsage, type StackState } from '../../stack/state';
 import { renderCapacityReport } from './capacity-report';
 import { autoDbRates, capacityOf, type CapacityOptions, type CapacitySummary, composeWithDbCpus, CONFIG_ENV, DB_BASELINE_CPUS, DB_RATE_FRACTIONS, type DbRun, type DbTarget, DEFAULT_PORT_BASE, failedBelow, fraction, type JudgedStep, type Judgement, judgeStep, type LoadRun, type LoadTarget, parseCapacityArgs, parsePgbenchOutput, PGBENCH_SCRIPTS, pgbenchArgs, pgbenchLatencies, type PgbenchStep, QUICK_DB_RATE_FRACTIONS, shouldStop, type Spread, spread, TARGET_P99_MS, type TargetName, TARGETS, USAGE, UsageError } from './capacity-rules';
 import { REPO, gitInfo, machineInfo } from '../lib/provenance';
-import { componentSteps, currentRss, measuredStep, runStep } from '../lib/open-model';
+import { componentSteps, measuredStep, runStep } from '../lib/open-model';
+import { currentRss } from '../../stack/cgroups';
 import { LAG_LIMITS } from '../lib/stats';
 import { writeIndex } from '../lib/report';
 
@@ -243,7 +244,7 @@ function loadTarget(name: 'api' | 'http', runs: LoadRun[]): LoadTarget {
   return { name, title: TITLES[name], runs, capacity: spread(runs.filter((r) => !r.error).map((r) => r.capacity)) };
 }
 
-export async function runCapacity(o: CapacityOptions, log: (line: string) => void = console.log): Promise<{ summary: CapacitySummary; dir: string }> {
+async function runCapacity(o: CapacityOptions, log: (line: string) => void = console.log): Promise<{ summary: CapacitySummary; dir: string }> {
   const startedAt = new Date();
   const runs: Record<TargetName, (LoadRun | DbRun)[]> = { api: [], http: [], db: [] };
   const set = CONFIG_ENV.filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`);

@@ -1,6 +1,6 @@
 // The HTTP-only baseline of npm run capacity: a node:http server that answers every request 200
 // with one fixed, statement-sized JSON body and never touches a database. Run by the native
-// stack in place of server.js (CREBITOS_API_SCRIPT=dist/loadtest/fixed-server.js), behind the
+// stack in place of server.js (CREBITOS_API_SCRIPT=dist/loadtest/capacity/fixed-server.js), behind the
 // same nginx and inside the same envelope, it measures what the HTTP path alone can carry:
 // a ceiling for any stack built on nginx + two node:http instances.
 //

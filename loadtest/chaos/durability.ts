@@ -19,7 +19,7 @@
 //
 // Only crashes of PostgreSQL are simulated, not of the OS: data handed to the kernel with
 // write() survives a process crash whether or not it was fsynced, so fsync (and initdb's
-// --no-sync in stack.ts) does not change these results; they matter only for an OS crash or a
+// --no-sync in stack/supervisor.ts) does not change these results; they matter only for an OS crash or a
 // power loss, which this scenario cannot produce.
 
 import * as path from 'node:path';
@@ -126,7 +126,7 @@ export async function durability(options: ScenarioOptions = {}): Promise<Verdict
   return verdict;
 }
 
-export async function measureCost(options: { runs: number; durationS?: number; connections?: number; log: (l: string) => void; seed?: number }): Promise<{ summary: Record<string, unknown>; problems: string[] }> {
+async function measureCost(options: { runs: number; durationS?: number; connections?: number; log: (l: string) => void; seed?: number }): Promise<{ summary: Record<string, unknown>; problems: string[] }> {
   const durationS = options.durationS ?? 10;
   const connections = options.connections ?? 32;
   const stacks = { safe: new ChaosStack('cost-safe', { pgSettings: SAFE_SETTINGS, log: options.log }), contest: new ChaosStack('cost-contest', { log: options.log }) };

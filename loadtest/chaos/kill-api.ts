@@ -4,7 +4,7 @@
 
 import * as http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { ChaosStack, PEAK, VerdictBuilder, errorWindow, latency, reconcile, report, round1, runLoad, runPrefix, scaleRates, statusCounts, type ScenarioOptions, type Verdict } from './scenario-kit';
+import { ChaosStack, PEAK, VerdictBuilder, errorWindow, latency, round1, runLoad, runPrefix, scaleRates, statusCounts, type ScenarioOptions, type Verdict, onOwnStack } from './scenario-kit';
 import { alive as isAlive } from '../../stack/state';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -15,7 +15,7 @@ export async function killApi(options: ScenarioOptions = {}): Promise<Verdict> {
   const v = new VerdictBuilder('kill-api');
   const stack = new ChaosStack('kill-api', { log });
   await stack.up();
-  try {
+  return onOwnStack(stack, v, options, log, async () => {
     const prefix = runPrefix('K');
     const victim = stack.pid('api1');
     let faultMs = 0;
@@ -59,14 +59,8 @@ export async function killApi(options: ScenarioOptions = {}): Promise<Verdict> {
     v.set('rejoined', rejoined);
     v.check(rejoined, 'requests reach both instances again after the restart');
     v.check(/api1 exited unexpectedly \(signal SIGKILL\)[\s\S]*restarting api1[\s\S]*api1 restarted/.test(stack.stackLog()), 'the stack logged the exit and the restart');
-    const books = await reconcile(stack.state.database, prefix, outcomes);
-    v.books(books);
-  } finally {
-    stack.down();
-  }
-  const verdict = v.finish();
-  if (!options.quiet) report(verdict, log);
-  return verdict;
+    await v.reconcile(stack.state.database, prefix, outcomes);
+  });
 }
 
 export function get(port: number, urlPath: string): Promise<number> {

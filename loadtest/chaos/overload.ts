@@ -5,27 +5,10 @@
 //
 // On a small machine the generator shares the CPUs with the stack. node:http's client cannot open
 // 3,400 connections/s on time there (its lag reached seconds, and its own sockets failed), so all
-// three stretches run on loadtest/open.ts's raw-socket generator; the achieved offered rate and
+// three stretches run on lib/open-model.ts's raw-socket generator; the achieved offered rate and
 // the generator's lag are reported next to the target.
 
-import {
-  ChaosStack,
-  PEAK,
-  VerdictBuilder,
-  isOk,
-  latency,
-  reconcile,
-  report,
-  round1,
-  runLoad,
-  runPrefix,
-  scaleRates,
-  statusCounts,
-  type LatencySummary,
-  type RequestOutcome,
-  type ScenarioOptions,
-  type Verdict,
-} from './scenario-kit';
+import { ChaosStack, PEAK, VerdictBuilder, isOk, latency, round1, runLoad, runPrefix, scaleRates, statusCounts, type LatencySummary, type RequestOutcome, type ScenarioOptions, type Verdict, onOwnStack } from './scenario-kit';
 
 /** p99 per whole second of start time, ms, of each request's latency (or of another measure). */
 function p99PerSecond(outcomes: RequestOutcome[], seconds: number, measure = (o: RequestOutcome): number => o.endMs - o.startMs): (number | null)[] {
@@ -48,7 +31,7 @@ export async function overload(options: ScenarioOptions = {}): Promise<Verdict> 
   const v = new VerdictBuilder('overload');
   const stack = new ChaosStack('overload', { log });
   await stack.up();
-  try {
+  return onOwnStack(stack, v, options, log, async () => {
     const pids = { api1: stack.pid('api1'), api2: stack.pid('api2'), db: stack.pid('db'), nginx: stack.pid('nginx') };
     const before = await runLoad({ port: stack.httpPort, rates: PEAK, durationS: 10, prefix: runPrefix('B'), seed: options.seed, generator: 'raw-socket' });
     const baseline = latency(before.outcomes);
@@ -92,12 +75,6 @@ export async function overload(options: ScenarioOptions = {}): Promise<Verdict> 
     v.check(rejected.length === 0 || (latency(rejected).p99 ?? 0) < 1000, `rejections are fast (p99 ${latency(rejected).p99} ms)`);
     v.check(settled <= 5, `latency back to normal (p99 of the rest of the stretch <= ${normal.toFixed(1)} ms) within 5 s after the overload (${settled} s)`);
     v.check(after.outcomes.every(isOk), `every request after the overload succeeds: ${JSON.stringify(statusCounts(after.outcomes))}`);
-    const books = await reconcile(stack.state.database, prefix, over.outcomes);
-    v.books(books);
-  } finally {
-    stack.down();
-  }
-  const verdict = v.finish();
-  if (!options.quiet) report(verdict, log);
-  return verdict;
+    await v.reconcile(stack.state.database, prefix, over.outcomes);
+  });
 }

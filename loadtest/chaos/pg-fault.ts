@@ -7,7 +7,7 @@
 // themselves: the API pids do not change.
 
 import { performance } from 'node:perf_hooks';
-import { ChaosStack, PEAK, VerdictBuilder, errorWindow, latency, reconcile, recovery, report, round1, runLoad, runPrefix, scaleRates, statusCounts, type ScenarioOptions, type Verdict } from './scenario-kit';
+import { ChaosStack, PEAK, VerdictBuilder, errorWindow, latency, reconcile, recovery, round1, runLoad, runPrefix, scaleRates, statusCounts, type ScenarioOptions, type Verdict, onOwnStack } from './scenario-kit';
 import { alive as isAlive } from '../../stack/state';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -23,7 +23,7 @@ export async function pgFault(mode: 'restart' | 'kill', options: ScenarioOptions
   const stack = new ChaosStack(name, { log, pgSettings: options.pgSettings });
   v.set('profile', options.pgSettings ? `postgresql.conf + ${options.pgSettings.split('/').pop()}` : 'contest (postgresql.conf)');
   await stack.up();
-  try {
+  return onOwnStack(stack, v, options, log, async () => {
     const prefix = runPrefix(mode === 'restart' ? 'R' : 'P');
     const apis = { api1: stack.pid('api1'), api2: stack.pid('api2') };
     const postmaster = stack.pid('db');
@@ -68,10 +68,5 @@ export async function pgFault(mode: 'restart' | 'kill', options: ScenarioOptions
     // A SIGKILL under the contest profile (synchronous_commit = off) may lose the last
     // acknowledged commits: counted and reported, as documented; any other profile must not.
     v.books(books, { tolerateLost: mode === 'kill' && !options.pgSettings });
-  } finally {
-    stack.down();
-  }
-  const verdict = v.finish();
-  if (!options.quiet) report(verdict, log);
-  return verdict;
+  });
 }

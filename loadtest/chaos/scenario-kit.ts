@@ -17,7 +17,7 @@ import { arrivalCount, mixSequence, packRequests, runStep } from '../lib/open-mo
 import { REPO } from '../lib/provenance';
 import { Recorder, lagVerdict, newHistogram, type LagStats } from '../lib/stats';
 
-export const RESULTS_DIR = path.join(REPO, 'reports', 'chaos');
+const RESULTS_DIR = path.join(REPO, 'reports', 'chaos');
 
 // ---------------------------------------------------------------------------------------------
 // The stack
@@ -153,7 +153,7 @@ function exchange(port: number, method: 'GET' | 'POST', urlPath: string, body: s
 }
 
 /** A 10-character descricao unique within the run: prefix + base-36 serial. */
-export function descricaoFor(prefix: string, n: number): string {
+function descricaoFor(prefix: string, n: number): string {
   return prefix + n.toString(36).padStart(10 - prefix.length, '0');
 }
 
@@ -231,7 +231,7 @@ async function runLoadRawSocket(options: LoadOptions): Promise<LoadResult> {
   const outcomes: RequestOutcome[] = new Array(n);
   const texts: string[] = new Array(n);
   for (let i = 0; i < n; i++) {
-    // open.ts's kinds are debits, credits, statements: LOAD_GROUPS' order.
+    // The generator's kinds are debits, credits, statements: LOAD_GROUPS' order.
     const r = newRequest(i, LOAD_GROUPS[kinds[i]], rng, options.prefix, 0);
     outcomes[i] = r.o;
     texts[i] = formatRequest({ method: r.o.method, path: r.path, body: r.body }, `127.0.0.1:${options.port}`);
@@ -256,7 +256,7 @@ async function runLoadRawSocket(options: LoadOptions): Promise<LoadResult> {
       o.startMs = r.sentAt - t0;
       o.endMs = r.endAt - t0;
       o.status = r.status;
-      // open.ts's 'error:ECONNRESET' becomes 'ECONNRESET' and its 'timeout' node-http's
+      // The generator's 'error:ECONNRESET' becomes 'ECONNRESET' and its 'timeout' node-http's
       // 'TIMEOUT', so statusCounts has the same keys for both generators; 'EOF' (closed before a
       // complete response) and 'malformed-response' have no node-http equivalent.
       if (r.status === 0) o.error = r.outcome === 'timeout' ? 'TIMEOUT' : r.outcome.replace(/^error:/, '');
@@ -457,6 +457,13 @@ export class VerdictBuilder {
     }
   }
 
+  /** Reconciles the run's requests against the ledger and adds the books (see books()). */
+  async reconcile(conninfo: string, prefix: string, outcomes: RequestOutcome[], options: { tolerateLost?: boolean } = {}): Promise<Reconciliation> {
+    const r = await reconcile(conninfo, prefix, outcomes);
+    this.books(r, options);
+    return r;
+  }
+
   lag(load: LoadResult): void {
     this.set('generatorLag', { p99Ms: load.lag.p99Ms, maxMs: load.lag.maxMs });
     if (!load.lagValid) this.note(`the generator fell behind (${load.lagReasons.join('; ')}): the arrival process was not exactly the official one`);
@@ -488,6 +495,21 @@ export function report(v: Verdict, print: (line: string) => void = console.log):
   } catch (err) {
     print(`  (could not append to ${RESULTS_DIR}/results.jsonl: ${(err as Error).message})`);
   }
+}
+
+/**
+ * A scenario on its own stack: `body` starts it, loads and checks; the stack is stopped whatever
+ * happens, then the verdict is finished, and printed and appended unless quiet.
+ */
+export async function onOwnStack(stack: StackClient, v: VerdictBuilder, options: ScenarioOptions, log: (line: string) => void, body: () => Promise<void>): Promise<Verdict> {
+  try {
+    await body();
+  } finally {
+    stack.down();
+  }
+  const verdict = v.finish();
+  if (!options.quiet) report(verdict, log);
+  return verdict;
 }
 
 export interface ScenarioOptions {

@@ -4,7 +4,7 @@
 // connections`), and no client may see a failed request.
 
 import { performance } from 'node:perf_hooks';
-import { ChaosStack, PEAK, VerdictBuilder, errorWindow, latency, reconcile, report, runLoad, runPrefix, scaleRates, statusCounts, type ScenarioOptions, type Verdict } from './scenario-kit';
+import { ChaosStack, PEAK, VerdictBuilder, errorWindow, latency, runLoad, runPrefix, scaleRates, statusCounts, type ScenarioOptions, type Verdict, onOwnStack } from './scenario-kit';
 import { alive as isAlive } from '../../stack/state';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -14,7 +14,7 @@ export async function sigterm(options: ScenarioOptions = {}): Promise<Verdict> {
   const v = new VerdictBuilder('sigterm');
   const stack = new ChaosStack('sigterm', { log });
   await stack.up();
-  try {
+  return onOwnStack(stack, v, options, log, async () => {
     const prefix = runPrefix('S');
     let t0 = 0;
     const loadDone = runLoad({ port: stack.httpPort, rates: scaleRates(PEAK, options.rateScale ?? 1), durationS, prefix, seed: options.seed, onStart: (t) => (t0 = t) });
@@ -51,12 +51,6 @@ export async function sigterm(options: ScenarioOptions = {}): Promise<Verdict> {
     v.set('drains', drains);
     v.lag(load);
     v.check(errs.failed === 0, `zero failed requests (${errs.failed}: ${JSON.stringify(errs.byStatus)})`);
-    const books = await reconcile(stack.state.database, prefix, outcomes);
-    v.books(books);
-  } finally {
-    stack.down();
-  }
-  const verdict = v.finish();
-  if (!options.quiet) report(verdict, log);
-  return verdict;
+    await v.reconcile(stack.state.database, prefix, outcomes);
+  });
 }

@@ -1,8 +1,8 @@
-// Hostile input (issue 5, items 5 and 6): a corpus of hostile requests kept as data, and a
+// Hostile input: a corpus of hostile requests kept as data, and a
 // seeded mutation fuzz, both sent as raw bytes against a running stack.
 //
-//   node dist/chaos/hostile.js hostile            # every entry of chaos/hostile-corpus.json
-//   node dist/chaos/hostile.js fuzz --count 100000 --seed 42
+//   node dist/loadtest/hostile/hostile.js hostile            # every entry of loadtest/hostile/hostile-corpus.json
+//   node dist/loadtest/hostile/hostile.js fuzz --count 100000 --seed 42
 //
 // The stack is the one described by $CREBITOS_HOME/stack.json (default: .stack/ in the repo,
 // i.e. the one `npm run up` starts on :9999). Exit status 0 only when every check passed.
@@ -28,8 +28,7 @@ import { REPO } from '../lib/provenance';
 import { parseResponses, type ParsedResponse } from '../lib/http';
 import { seededRng } from '../lib/official-simulation';
 
-/** The repository root (this file runs from <repo>/dist/chaos/). */
-export const CORPUS_PATH = path.join(REPO, 'loadtest', 'hostile', 'hostile-corpus.json');
+const CORPUS_PATH = path.join(REPO, 'loadtest', 'hostile', 'hostile-corpus.json');
 
 // ---------------------------------------------------------------------------------------------
 // The corpus
@@ -88,7 +87,7 @@ export function loadCorpus(file = CORPUS_PATH): CorpusEntry[] {
   return data.entries;
 }
 
-export function entryBytes(entry: CorpusEntry): Buffer {
+function entryBytes(entry: CorpusEntry): Buffer {
   const raw = Buffer.from(entry.raw, entry.encoding === 'base64' ? 'base64' : 'utf8');
   if (!entry.fill) return raw;
   const { at, byte, count } = entry.fill;
@@ -216,12 +215,12 @@ export interface SendOptions {
   head?: boolean;
 }
 
-export function connectTo(stack: StackState, target: Target): net.Socket {
+function connectTo(stack: StackState, target: Target): net.Socket {
   return target === 'nginx' ? net.connect({ host: '127.0.0.1', port: stack.httpPort }) : net.connect({ path: apiSocket(stack, 'api1') });
 }
 
 /** Sends `bytes` on a fresh connection and collects whatever comes back, time-bounded. */
-export function sendRaw(stack: StackState, target: Target, bytes: Buffer, options: SendOptions = {}): Promise<Exchange> {
+function sendRaw(stack: StackState, target: Target, bytes: Buffer, options: SendOptions = {}): Promise<Exchange> {
   const started = Date.now();
   const quietMs = options.quietMs ?? 25;
   const timeoutMs = options.timeoutMs ?? 5000;
@@ -300,7 +299,7 @@ export function sendRaw(stack: StackState, target: Target, bytes: Buffer, option
 const HEALTH = Buffer.from('GET /clientes/1/extrato HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
 
 /** GET /clientes/1/extrato through nginx and directly to api1; returns problems. */
-export async function health(stack: StackState): Promise<string[]> {
+async function health(stack: StackState): Promise<string[]> {
   const problems: string[] = [];
   for (const target of ['nginx', 'api'] as Target[]) {
     const ex = await sendRaw(stack, target, HEALTH, { expectCount: 1, quietMs: 0, timeoutMs: 5000 });
@@ -507,7 +506,7 @@ interface FuzzRequest {
  * Builds request number `n`: a valid request (a small credit or debit, or an extrato) with a
  * unique descricao, then mutated by one of several operators.
  */
-export function makeRequest(rand: () => number, n: number, tag: string): FuzzRequest {
+function makeRequest(rand: () => number, n: number, tag: string): FuzzRequest {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
   const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
   // descricao: the run's tag (2 chars) + n in base 36, padded: unique in the run, at most 10 chars.
@@ -907,7 +906,7 @@ async function cli(args: string[]): Promise<number> {
     });
     return result.pass ? 0 : 1;
   }
-  console.error('usage: node dist/chaos/hostile.js <hostile|fuzz> [--count N] [--seed S] [--connections C] [--filter NAME] [--explain]');
+  console.error('usage: node dist/loadtest/hostile/hostile.js <hostile|fuzz> [--count N] [--seed S] [--connections C] [--filter NAME] [--explain]');
   console.error('  the stack: $CREBITOS_HOME/stack.json (default .stack/), nginx on its HTTP port');
   return 2;
 }

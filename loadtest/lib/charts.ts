@@ -45,7 +45,7 @@ export function esc(s: string): string {
 const f = (x: number): string => (Math.round(x * 10) / 10).toString();
 
 /** 1, 2, 2.5 or 5 × 10^k just above `x`. */
-export function niceStep(x: number): number {
+function niceStep(x: number): number {
   if (!(x > 0)) return 1;
   const k = Math.floor(Math.log10(x));
   const base = 10 ** k;

@@ -7,7 +7,7 @@ import { Client, type ClientConfig } from 'pg';
  * stack's state and --database give it) as node-postgres's client configuration. Values may be
  * single-quoted, with \\ and \' escapes, as libpq allows.
  */
-export function conninfoToConfig(conninfo: string): ClientConfig {
+function conninfoToConfig(conninfo: string): ClientConfig {
   const fields: Record<string, string> = {};
   const pattern = /\s*([a-z_]+)\s*=\s*('((?:[^'\\]|\\.)*)'|[^\s']+)/gy;
   let m: RegExpExecArray | null;

@@ -20,7 +20,7 @@ export interface Raw {
   error?: string;
 }
 
-export function transportError(err: NodeJS.ErrnoException): string {
+function transportError(err: NodeJS.ErrnoException): string {
   return `${err.code ?? err.name}: ${err.message}`;
 }
 

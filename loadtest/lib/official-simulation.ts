@@ -108,7 +108,7 @@ export function rampUsers(r1: number, r2: number, seconds: number): number {
 }
 
 /** Users of constantUsersPerSec(rate).during(d), rounded as Gatling does. */
-export function constantUsers(rate: number, seconds: number): number {
+function constantUsers(rate: number, seconds: number): number {
   return Math.round(rate * seconds);
 }
 
@@ -260,15 +260,15 @@ export type Check = (r: ResponseView, session: Session) => string | undefined;
 /** Gatling's implicit check when a request declares no status check. */
 const IMPLICIT_STATUSES = [200, 201, 202, 203, 204, 205, 206, 207, 208, 209, 304];
 
-export function statusIn(...codes: number[]): Check {
+function statusIn(...codes: number[]): Check {
   const name = codes.length === 1 ? `status.find.is(${codes[0]})` : `status.find.in(${codes.join(',')})`;
   return (r) => (codes.includes(r.status) ? undefined : `${name}, but actually found ${r.status}`);
 }
 
-export const implicitStatus = (): Check => statusIn(...IMPLICIT_STATUSES);
+const implicitStatus = (): Check => statusIn(...IMPLICIT_STATUSES);
 
 /** Runs `check` only when `condition` holds (Gatling's checkIf). */
-export function checkIf(condition: (r: ResponseView, s: Session) => boolean, check: Check): Check {
+function checkIf(condition: (r: ResponseView, s: Session) => boolean, check: Check): Check {
   return (r, s) => (condition(r, s) ? check(r, s) : undefined);
 }
 
@@ -301,7 +301,7 @@ function expectedText(expected: Expected): string {
 }
 
 /** jmesPath(path).ofType[String|Int].is(expected) */
-export function jmesIs(path: string, type: 'String' | 'Int', expected: Expected): Check {
+function jmesIs(path: string, type: 'String' | 'Int', expected: Expected): Check {
   const name = `jmesPath(${path}).find.is(${expectedText(expected)})`;
   return (r, s) => {
     let want: string;
@@ -344,7 +344,7 @@ export function scalaToInt(s: string | undefined): number | undefined {
 }
 
 /** jmesPath(path).validate(name, validarConsistenciaSaldoLimite) with the session's `limite`. */
-export function validateConsistency(path: string, validatorName: string): Check {
+function validateConsistency(path: string, validatorName: string): Check {
   const name = `jmesPath(${path}).find.validate(${validatorName})`;
   return (r, s) => {
     const json = r.json();
@@ -504,10 +504,10 @@ export function clientValidationSteps(id: number): (RequestSpec | RequestSpec[])
 // Judging (docs/contest.md)
 // ---------------------------------------------------------------------------------------------
 
-export const BASE_PAYOUT = 100_000;
-export const SLA_TARGET_PCT = 98;
-export const SLA_PENALTY_PER_POINT = 1000;
-export const CONSISTENCY_PENALTY = 803.01;
+const BASE_PAYOUT = 100_000;
+const SLA_TARGET_PCT = 98;
+const SLA_PENALTY_PER_POINT = 1000;
+const CONSISTENCY_PENALTY = 803.01;
 
 export interface Payout {
   /** round(OK-and-under-250-ms / all requests × 100, 2) */

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { type Usage } from '../../stack/cgroups';
+import { currentRss, type Usage } from '../../stack/cgroups';
 import { readUsage, type StackState } from '../../stack/state';
 import { BODY_UNTIL_CLOSE, formatRequest, isResponseComplete, parseResponseHead, type ResponseHead } from './http';
 import { LOAD_GROUPS, OFFICIAL_MIX, creditRequest, debitRequest, isOkStatus, seededRng, statementRequest, type Mix, type RequestSpec, type Rng } from './official-simulation';
@@ -90,7 +90,7 @@ export interface StepResult {
 // Pure parts: schedule, mix and the step's request bytes
 // ---------------------------------------------------------------------------------------------
 
-export const KINDS = ['debits', 'credits', 'statements'] as const;
+const KINDS = ['debits', 'credits', 'statements'] as const;
 export type Kind = (typeof KINDS)[number];
 
 /** Arrivals in a step: the offered rate times the duration. */
@@ -352,17 +352,6 @@ function writeQuietly(file: string, value: string): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** VmRSS of a live process, bytes. */
-export function currentRss(pid: number | undefined): number | undefined {
-  if (!pid) return undefined;
-  try {
-    const match = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Number(match[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
   }
 }
 

@@ -1,5 +1,5 @@
 // The HTML report of a run (self-contained: inline CSS and SVG, no script, no CDN) and the
-// reports index. `node dist/loadtest/report.js [--out DIR] [--rerender]` rebuilds DIR/index.html
+// reports index. `node dist/loadtest/lib/report.js [--out DIR] [--rerender]` rebuilds DIR/index.html
 // (default reports/) from every DIR/*/summary.json, and with --rerender each report.html too.
 
 import * as fs from 'node:fs';
@@ -206,7 +206,7 @@ export function renderReport(s: RunSummary): string {
           ['component', 'CPU s during the run', 'average cores', 'CPU limit', 'peak memory (cgroup)', 'memory limit', 'peak RSS (main process)', 'OOM kills', 'CPU-throttled 100 ms periods (time waited)'],
           ...s.usage.map((u) => usageCells(u).map(esc)),
         ])
-      : '<p class="muted">Not available (stack.ts readUsage absent or returned nothing, e.g. a stack without limits, or a target that is not the local stack).</p>';
+      : '<p class="muted">Not available (a stack without limits, or a target that is not the local stack).</p>';
 
   const p = s.payout;
   const payoutTable = htmlTable([
@@ -292,8 +292,12 @@ interface IndexEntry {
   summary: RunSummary;
 }
 
-export function findRuns(root: string): IndexEntry[] {
-  const entries: IndexEntry[] = [];
+/**
+ * The reports under `root` whose folder holds `file` and whose JSON `accept`s, newest first:
+ * `root`'s own folders and, for a folder without it, that folder's (e.g. reports/curated/<run>/).
+ */
+function findReports<T extends { startedAt: string }>(root: string, file: string, accept: (json: T) => boolean): { dir: string; summary: T }[] {
+  const entries: { dir: string; summary: T }[] = [];
   const visit = (dir: string, depth: number): void => {
     let names: fs.Dirent[];
     try {
@@ -303,22 +307,23 @@ export function findRuns(root: string): IndexEntry[] {
     }
     for (const d of names.filter((n) => n.isDirectory())) {
       const sub = path.join(dir, d.name);
-      const file = path.join(sub, 'summary.json');
-      if (fs.existsSync(file)) {
+      if (fs.existsSync(path.join(sub, file))) {
         try {
-          const summary = JSON.parse(fs.readFileSync(file, 'utf8')) as RunSummary;
-          if (summary.version === 1) entries.push({ dir: path.relative(root, sub), summary });
+          const summary = JSON.parse(fs.readFileSync(path.join(sub, file), 'utf8')) as T;
+          if (accept(summary)) entries.push({ dir: path.relative(root, sub), summary });
         } catch {
           // not one of ours, or half-written
         }
       } else if (depth < 1) {
-        visit(sub, depth + 1); // e.g. reports/curated/<run>/
+        visit(sub, depth + 1);
       }
     }
   };
   visit(root, 0);
   return entries.sort((x, y) => y.summary.startedAt.localeCompare(x.summary.startedAt));
 }
+
+const findRuns = (root: string): IndexEntry[] => findReports<RunSummary>(root, 'summary.json', (s) => s.version === 1);
 
 /** What the index reads of an npm run capacity report (capacity.json; capacity/capacity.ts writes the whole). */
 export interface CapacityIndexFields {
@@ -334,33 +339,9 @@ export interface CapacityIndexFields {
 }
 type Range = { median: number | null; min: number | null; max: number | null };
 
-/** npm run capacity's reports (<root>/capacity-<timestamp>/capacity.json, and one folder down, e.g. curated/), newest first. */
-export function findCapacityRuns(root: string): { dir: string; summary: CapacityIndexFields }[] {
-  const out: { dir: string; summary: CapacityIndexFields }[] = [];
-  const visit = (dir: string, depth: number): void => {
-    let names: fs.Dirent[];
-    try {
-      names = fs.readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const d of names.filter((n) => n.isDirectory())) {
-      const sub = path.join(dir, d.name);
-      if (d.name.startsWith('capacity-')) {
-        try {
-          const summary = JSON.parse(fs.readFileSync(path.join(sub, 'capacity.json'), 'utf8')) as CapacityIndexFields;
-          if (summary.kind === 'capacity' && summary.version === 1) out.push({ dir: path.relative(root, sub), summary });
-        } catch {
-          // half-written or not ours
-        }
-      } else if (depth < 1) {
-        visit(sub, depth + 1);
-      }
-    }
-  };
-  visit(root, 0);
-  return out.sort((x, y) => y.summary.startedAt.localeCompare(x.summary.startedAt));
-}
+/** npm run capacity's reports (capacity-<timestamp>/capacity.json), newest first. */
+const findCapacityRuns = (root: string): { dir: string; summary: CapacityIndexFields }[] =>
+  findReports<CapacityIndexFields>(root, 'capacity.json', (s) => s.kind === 'capacity' && s.version === 1);
 
 function capacityIndex(entries: { dir: string; summary: CapacityIndexFields }[]): string {
   const cell = (x: { median: number | null; min: number | null; max: number | null } | undefined): string =>

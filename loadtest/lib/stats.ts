@@ -22,7 +22,7 @@ const clampUs = (us: number): number => Math.min(HIGHEST_US, Math.max(1, Math.ro
 
 export const DISTRIBUTION_PER_DECADE = 10;
 /** Bucket k covers [10^(k/10), 10^((k+1)/10)) µs; 81 buckets reach 125 s. */
-export const DISTRIBUTION_BUCKETS = 81;
+const DISTRIBUTION_BUCKETS = 81;
 
 export function distributionBucket(us: number): number {
   const k = Math.floor(Math.log10(Math.max(1, us)) * DISTRIBUTION_PER_DECADE + 1e-9);
@@ -96,7 +96,7 @@ export class Tally {
 
 const ms = (us: number): number => Math.round(us) / 1000;
 
-export function latencyStats(
+function latencyStats(
   h: Histogram,
   counts: Pick<Tally, 'count' | 'ok' | 'ko' | 'under250' | 'from250to1200' | 'over1200' | 'consistencyFailures'>,
 ): LatencyStats {
@@ -183,7 +183,7 @@ export interface LagStats {
   maxMs: number | null;
 }
 
-export const statusKey = (status: number): string => (status === 0 ? 'error' : String(status));
+const statusKey = (status: number): string => (status === 0 ? 'error' : String(status));
 
 export class Recorder {
   readonly groups = new Map<Group, Tally>(GROUPS.map((g) => [g, new Tally(3)]));

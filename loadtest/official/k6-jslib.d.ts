@@ -1,4 +1,4 @@
-// Types for the remote jslib modules imported by loadtest/rinha.k6.js. k6 downloads them at run time;
+// Types for the remote jslib modules imported by loadtest/official/rinha.k6.js. k6 downloads them at run time;
 // TypeScript cannot resolve an https:// specifier, so declare the parts the script uses.
 // Self-contained on purpose (no import of 'k6'): the repository's root tsconfig also includes this file.
 

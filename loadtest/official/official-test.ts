@@ -3,13 +3,15 @@
 // The official Rinha de Backend 2024/Q1 Gatling simulation, run on Node (no JVM, no k6 here):
 // the sequential validation pre-phase S1-S4, then S5 (per-client validations) concurrently with
 // S6 (404) followed by the open-model load S7-S9, with the same payloads, random ranges, checks
-// and User-Agent (see simulation.ts and /work/shared/rinha-2024q1.md §3). As in Gatling 3.10,
+// and User-Agent (lib/official-simulation.ts; the official test step by step is in
+// docs/contest.md). As in Gatling 3.10,
 // each `andThen` step starts on the injector's next 1-second tick (S2 at 1 s ... load at 5 s).
 // Every load request starts at its scheduled time on a new TCP connection, whatever the
 // response times, and the generator's own lag is measured so a run where it fell behind is
 // flagged INVALID (limits in stats.ts, LAG_LIMITS).
 //
-// At the end: a Gatling-style summary with the contest payout (§4), a database audit, the
+// At the end: a Gatling-style summary with the contest payout (the judging, docs/contest.md), a
+// database audit, the
 // stack's resource usage, and reports/<timestamp>/{summary.json,report.html} + reports/index.html.
 // Exit status: 0 pass; 1 KO, consistency failure or audit failure (whatever the lag); 2 could not
 // run; 3 every check passed but the run is INVALID because the generator fell behind.
@@ -338,7 +340,7 @@ function startProgress(ctx: Context, expected: number, profile: Profile, loadSta
 const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '::1', '[::1]', '0.0.0.0']);
 
 /** True when two base URLs reach the same local listener. */
-export function sameLocalEndpoint(a: string, b: string): boolean {
+function sameLocalEndpoint(a: string, b: string): boolean {
   try {
     const x = new URL(a);
     const y = new URL(b);

@@ -2,10 +2,10 @@
 /**
  * Rinha de Backend 2024/Q1: k6 port of the official Gatling simulation
  * (RinhaBackendCrebitosSimulation.scala, Gatling 3.10.3, upstream snapshot aad5e21f).
- * Spec: /work/shared/rinha-2024q1.md §3 (simulation) and §4 (judging).
+ * The official test and its judging are described in docs/contest.md.
  *
- *   k6 run loadtest/rinha.k6.js
- *   BASE_URL=http://localhost:9999 K6_OUT_DIR=reports/run1 k6 run loadtest/rinha.k6.js
+ *   k6 run loadtest/official/rinha.k6.js
+ *   BASE_URL=http://localhost:9999 K6_OUT_DIR=reports/run1 k6 run loadtest/official/rinha.k6.js
  *
  * Timeline (official `andThen` chain → k6 `startTime` offsets, see FASES_MS below):
  *   S1 25 concurrent debits of 1 on client 1 (200)     startTime 0s
@@ -636,7 +636,7 @@ export function corpoTransacao(valor, tipo, descricao) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Random data (§3.2)
+// Random data, as the simulation draws it
 // ------------------------------------------------------------------------------------------------
 
 /**
@@ -819,7 +819,7 @@ export function extratos() {
 }
 
 // ------------------------------------------------------------------------------------------------
-// End of test: summary files and the contest's payout (§4)
+// End of test: summary files and the contest's payout (the judging)
 // ------------------------------------------------------------------------------------------------
 
 /** Requests the official simulation sends: 123 validations + 39,660 + 19,860 + 1,860. */

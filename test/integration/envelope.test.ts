@@ -23,7 +23,7 @@ describe('the native stack inside the envelope', { skip: cgroupsWritable ? false
 
   test('prints the envelope it applied', () => {
     // The expected numbers come from the compose file itself (its only home), read here with the
-    // yaml package rather than stack.ts's parser, so a stack that misreads it would fail.
+    // yaml package rather than stack/envelope.ts's parser, so a stack that misreads it would fail.
     const services = (parse(fs.readFileSync(COMPOSE, 'utf8'), { merge: true }) as { services: unknown }).services as Record<string, { deploy: { resources: { limits: { cpus: string; memory: string } } } }>;
     const cpus = (name: string): number => Number(services[name].deploy.resources.limits.cpus);
     const mb = (name: string): number => parseInt(services[name].deploy.resources.limits.memory, 10);

@@ -1,6 +1,6 @@
-// Hostile input against a private stack (issue 5, items 5 and 6): the whole corpus of
-// chaos/hostile-corpus.json through nginx and directly to api1, and a small seeded mutation fuzz
-// through nginx. The full 100k fuzz is `node dist/chaos/hostile.js fuzz`.
+// Hostile input against a private stack: the whole corpus of
+// loadtest/hostile/hostile-corpus.json through nginx and directly to api1, and a small seeded mutation fuzz
+// through nginx. The full 100k fuzz is `node dist/loadtest/hostile/hostile.js fuzz`.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

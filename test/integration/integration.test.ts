@@ -1,5 +1,5 @@
 // Integration tests: the whole native stack (PostgreSQL, two API instances, nginx) over real
-// HTTP, checked against the contest's contract (docs: /work/shared/rinha-2024q1.md §1, §3.4).
+// HTTP, checked against the contest's contract (the API and the official test: docs/contest.md).
 //
 // One stack serves the whole file; tests run one after another. State:
 //  - "official validation sequence" and "concurrency" need known balances and reset the
@@ -98,7 +98,7 @@ function assertStatement(res: HttpResponse, id: number): any {
   return body;
 }
 
-/** The five invalid payloads of the official test (§3.4 S5 steps 9-13), byte for byte. */
+/** The five invalid payloads of the official test (S5's last five steps), byte for byte. */
 const OFFICIAL_INVALID = [
   '{"valor": 1.2, "tipo": "d", "descricao": "devolve"}',
   '{"valor": 1, "tipo": "x", "descricao": "devolve"}',
@@ -111,7 +111,7 @@ const OFFICIAL_INVALID = [
 // The official validation sequence
 // ---------------------------------------------------------------------------------------------
 
-test('official validation sequence (§3.4 S1-S6) from a fresh state, both API instances consistent', async () => {
+test('official validation sequence (S1-S6) from a fresh state, both API instances consistent', async () => {
   stack.reset(); // S1-S5 expect the initial balances of 0
 
   // S1: 25 concurrent debits of 1 on client 1, each on its own connection.
