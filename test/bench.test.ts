@@ -1,10 +1,9 @@
 // npm run bench (loadtest/bench/bench.ts, loadtest/bench/bench-variants.ts): variant generation from the
-// repository's files, the time plan, medians and ratios, and one short experiment on real stacks.
+// repository's files, the time plan, medians and ratios (the runs on real stacks, and nginx -t of
+// the generated nginx.conf files, are in test/integration/bench.test.ts).
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { CONFIG_ENV, claimHome, DEFAULT_BUDGET_S, DEFAULT_WARMUP_S, estimateSeconds, formatRatio, machineCpu, markdownTable, parseBenchArgs, planSeconds, ratioTable, repoSources, summarize, variantEnv, type BenchOptions, type StepRecord } from '../loadtest/bench/bench';
@@ -24,7 +23,6 @@ import {
   type Variant,
 } from '../loadtest/bench/bench-variants';
 import { parseComposeLimits } from '../stack/envelope';
-import { nativeNginxConf } from '../stack/nginx-config';
 import { REPO } from './helpers';
 
 const sources = repoSources();
@@ -70,22 +68,6 @@ describe('nginx.conf variants', () => {
     assert.deepEqual(lineDiff(sources.nginxConf, text).added, ['        least_conn;']);
     assert.match(text, /upstream api \{[^\n]*\n\s+least_conn;\n/);
     assert.throws(() => nginxWithLeastConn(text), /already/);
-  });
-
-  it('every generated nginx.conf passes nginx -t once adapted by the native stack', { skip: !fs.existsSync('/usr/sbin/nginx') && 'nginx is not installed' }, () => {
-    const generated = EXPERIMENTS.flatMap((e) => variantsOf(e, sources).flatMap((v) => v.files.filter((f) => f.env === 'CREBITOS_NGINX_CONF')));
-    assert.ok(generated.length >= 4, `${generated.length} nginx variants`);
-    const prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-nginx-'));
-    try {
-      for (const file of generated) {
-        const conf = path.join(prefix, file.name);
-        fs.writeFileSync(conf, nativeNginxConf(file.text, { socketDir: prefix, httpPort: 9999 }, prefix));
-        const r = spawnSync('/usr/sbin/nginx', ['-t', '-q', '-p', prefix, '-c', conf, '-e', path.join(prefix, 'error.log'), '-g', `pid ${path.join(prefix, 'nginx.pid')};`], { encoding: 'utf8' });
-        assert.equal(r.status, 0, `${file.name}: ${r.stderr}`);
-      }
-    } finally {
-      fs.rmSync(prefix, { recursive: true, force: true });
-    }
   });
 });
 

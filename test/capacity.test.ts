@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { formatCapacitySummary } from '../loadtest/capacity/capacity';
-import { DEFAULT_STEPS, PGBENCH_SCRIPTS, UsageError, autoDbRates, capacityOf, composeWithDbCpus, failedBelow, fraction, judgeStep, parseCapacityArgs, parsePgbenchOutput, parseSteps, pgbenchArgs, pgbenchLatencies, shouldStop, spread, type CapacitySummary, type JudgedStep } from '../loadtest/capacity/capacity-rules';
+import { PGBENCH_SCRIPTS, UsageError, autoDbRates, capacityOf, composeWithDbCpus, failedBelow, fraction, judgeStep, parseCapacityArgs, parsePgbenchOutput, parseSteps, pgbenchArgs, pgbenchLatencies, shouldStop, spread, type CapacitySummary, type JudgedStep } from '../loadtest/capacity/capacity-rules';
 import { renderCapacityReport, xyChart } from '../loadtest/capacity/capacity-report';
 import { createFixedServer, fixedBody } from '../loadtest/capacity/fixed-server';
 import { readComposeLimits, readEnvelope } from '../stack/envelope';
@@ -31,12 +31,7 @@ describe('options', () => {
     }
   });
 
-  it('defaults, --quick, --only and --no-baselines', () => {
-    const d = parseCapacityArgs([]);
-    assert.deepEqual(d.steps, DEFAULT_STEPS);
-    assert.equal(d.runs, 3);
-    assert.equal(d.stepSeconds, 15);
-    assert.deepEqual(d.targets, ['api', 'http', 'db']);
+  it('--quick, --only and --no-baselines', () => {
     const q = parseCapacityArgs(['--quick']);
     assert.equal(q.runs, 1);
     assert.ok(q.stepSeconds * q.steps.length <= 12, 'quick stays CI-sized');

@@ -1,12 +1,15 @@
-// npm run bench end to end: a short experiment on real stacks (the pure parts are in test/bench.test.ts).
+// npm run bench with nginx and real stacks: every generated nginx.conf through nginx -t, and a
+// short experiment (the pure parts are in test/bench.test.ts).
 
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { DEFAULT_BUDGET_S, runExperiment } from '../../loadtest/bench/bench';
-import { findExperiment } from '../../loadtest/bench/bench-variants';
+import { DEFAULT_BUDGET_S, repoSources, runExperiment } from '../../loadtest/bench/bench';
+import { EXPERIMENTS, findExperiment, variantsOf } from '../../loadtest/bench/bench-variants';
+import { nativeNginxConf } from '../../stack/nginx-config';
 
 describe('a short experiment on real stacks', () => {
   it('balance: two variants, one round, a few seconds each; JSON and markdown written', { timeout: 120_000 }, async () => {
@@ -35,6 +38,25 @@ describe('a short experiment on real stacks', () => {
       assert.ok(lines.some((l) => /least-conn\s+300\/s/.test(l)), lines.join('\n'));
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('nginx.conf variants', () => {
+  const sources = repoSources();
+  it('every generated nginx.conf passes nginx -t once adapted by the native stack', { skip: !fs.existsSync('/usr/sbin/nginx') && 'nginx is not installed (apt-get install -y nginx)' }, () => {
+    const generated = EXPERIMENTS.flatMap((e) => variantsOf(e, sources).flatMap((v) => v.files.filter((f) => f.env === 'CREBITOS_NGINX_CONF')));
+    assert.ok(generated.length >= 4, `${generated.length} nginx variants`);
+    const prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-nginx-'));
+    try {
+      for (const file of generated) {
+        const conf = path.join(prefix, file.name);
+        fs.writeFileSync(conf, nativeNginxConf(file.text, { socketDir: prefix, httpPort: 9999 }, prefix));
+        const r = spawnSync('/usr/sbin/nginx', ['-t', '-q', '-p', prefix, '-c', conf, '-e', path.join(prefix, 'error.log'), '-g', `pid ${path.join(prefix, 'nginx.pid')};`], { encoding: 'utf8' });
+        assert.equal(r.status, 0, `${file.name}: ${r.stderr}`);
+      }
+    } finally {
+      fs.rmSync(prefix, { recursive: true, force: true });
     }
   });
 });
