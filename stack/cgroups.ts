@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MiB, type ComponentName, type Envelope, type Limit, COMPONENTS } from './envelope';
+import { nameHash } from './settings';
 
 export interface CgroupPaths {
   cpu: string;
@@ -58,9 +59,7 @@ function cgroupBases(): CgroupPaths | string {
 
 /** Names this stack's groups: two checkouts using the same port never share (or kill) them. */
 export function cgroupTag(home: string, httpPort: number): string {
-  let hash = 0;
-  for (const ch of home) hash = (Math.imul(hash, 31) + ch.charCodeAt(0)) >>> 0;
-  return `crebitos-${httpPort}-${hash.toString(36)}`;
+  return `crebitos-${httpPort}-${nameHash(home).toString(36)}`;
 }
 
 /** One group per component under crebitos-<port>-<home hash>/, limited as the compose file says. */

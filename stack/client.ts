@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { REPO } from './settings';
+import { REPO, nameHash } from './settings';
 import { alive, readState, stateFilePath, type StackState } from './state';
 
 const COMMANDS_JS = path.join(__dirname, 'commands.js');
@@ -171,7 +171,5 @@ function readOr(file: string): string {
 
 /** A port offset in [0, modulo) derived from a name, so each test file or scenario gets its own ports. */
 export function portOffset(name: string, modulo: number, seed = 0): number {
-  let h = seed;
-  for (const ch of name) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-  return h % modulo;
+  return nameHash(name, seed) % modulo;
 }

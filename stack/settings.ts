@@ -110,3 +110,10 @@ export function databaseConninfo(settings: Pick<StackSettings, 'socketDir' | 'pg
   const host = settings.socketDir.replace(/[\\']/g, (c) => `\\${c}`);
   return `host='${host}' port=${settings.pgPort} user=postgres dbname=postgres`;
 }
+
+/** A 32-bit hash of a name (31·h + c per character), for names and ports derived from it. */
+export function nameHash(text: string, seed = 0): number {
+  let h = seed;
+  for (const ch of text) h = (Math.imul(h, 31) + ch.charCodeAt(0)) >>> 0;
+  return h;
+}
