@@ -13,6 +13,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { after, before } from 'node:test';
 import { numberTexts, parseJson as parseWithSource, toPlain } from '../loadtest/lib/json-source';
+import { CLIENTS } from '../loadtest/lib/official-simulation';
 import type { StepResult } from '../loadtest/lib/open-model';
 import { LAG_LIMITS } from '../loadtest/lib/stats';
 import { StackClient, portOffset } from '../stack/client';
@@ -22,8 +23,8 @@ import { alive } from '../stack/state';
 export { REPO };
 
 /** The five clients of the contest and their limits. */
-export const LIMITS: Readonly<Record<number, number>> = { 1: 100000, 2: 80000, 3: 1000000, 4: 10000000, 5: 500000 };
-export const CLIENT_IDS = [1, 2, 3, 4, 5] as const;
+export const LIMITS: Readonly<Record<number, number>> = Object.fromEntries(CLIENTS.map((c) => [c.id, c.limite]));
+export const CLIENT_IDS: readonly number[] = CLIENTS.map((c) => c.id);
 export const MAX_INT4 = 2147483647;
 
 // ---------------------------------------------------------------------------------------------
