@@ -35,12 +35,13 @@ describe('against a real stack', () => {
     assert.deepEqual(stack.audit(), []);
   });
 
-  it('measuredStep: CPU and memory of each component during the step', async () => {
+  it('measuredStep: CPU and memory of each component during the step', async (t) => {
     const r = await measuredStep(state, { port: stack.httpPort, ratePerS: 200, durationS: 2, seed: 43 });
     assertSane(r);
     assert.equal(r.errors, 0, JSON.stringify(r.statuses));
     if (!state.cgroups) {
       assert.equal(r.usageMeasured, false);
+      t.skip('the stack runs without cgroups (needs root and cgroup v1): per-component usage not checked');
       return;
     }
     assert.deepEqual(r.components.map((c) => c.name), ['db', 'api1', 'api2', 'nginx']);
