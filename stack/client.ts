@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { REPO, nameHash } from './settings';
 import { alive, readState, stateFilePath, type StackState } from './state';
+import { httpStatus } from './supervisor';
 
 const COMMANDS_JS = path.join(__dirname, 'commands.js');
 
@@ -136,7 +137,10 @@ export class StackClient {
     return { api1: wchar(pids.api1), api2: wchar(pids.api2) };
   }
 
-  /** Waits until the state shows a new live pid for the component (and, for an API, its socket). */
+  /**
+   * Waits until the state shows a new live pid for the component and, for an API, until it answers
+   * on its socket (the killed instance's socket file outlives it).
+   */
   async waitForRestart(name: string, oldPid: number, timeoutMs = 20_000): Promise<{ pid: number; ms: number }> {
     const t0 = performance.now();
     while (performance.now() - t0 < timeoutMs) {
@@ -146,8 +150,9 @@ export class StackClient {
       } catch {
         // stack.json being rewritten
       }
-      const ready = name.startsWith('api') ? fs.existsSync(this.apiSocket(name as 'api1' | 'api2')) : true;
-      if (pid && pid !== oldPid && alive(pid) && ready) return { pid, ms: performance.now() - t0 };
+      const serving = async (): Promise<boolean> =>
+        !name.startsWith('api') || (await httpStatus({ socketPath: this.apiSocket(name as 'api1' | 'api2'), path: '/clientes/1/extrato' }).then((s) => s === 200, () => false));
+      if (pid && pid !== oldPid && alive(pid) && (await serving())) return { pid, ms: performance.now() - t0 };
       await sleep(50);
     }
     throw new Error(`${name} was not restarted within ${timeoutMs / 1000} s`);

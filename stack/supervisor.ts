@@ -362,7 +362,7 @@ function tail(file: string, lines = 15): string {
 }
 
 /** Status code of one GET, over TCP on localhost or over a unix socket. */
-function httpStatus(target: { port?: number; socketPath?: string; path: string }): Promise<number> {
+export function httpStatus(target: { port?: number; socketPath?: string; path: string }): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port: target.port, socketPath: target.socketPath, path: target.path, agent: false, timeout: 2000 }, (res) => {
       res.resume();

@@ -10,7 +10,6 @@ import { after, before, describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { type CgroupPaths } from '../../stack/cgroups';
 import { COMPONENTS, readEnvelope } from '../../stack/envelope';
-import { type StackState } from '../../stack/state';
 import { REPO, TestStack } from '../helpers';
 
 const COMPOSE = path.join(REPO, 'docker-compose.yml');
@@ -34,7 +33,7 @@ describe('the native stack inside the envelope', { skip: cgroupsWritable ? false
   });
 
   test("each component's processes sit in groups with the compose file's numbers", () => {
-    const state = JSON.parse(fs.readFileSync(path.join(stack.home, 'stack.json'), 'utf8')) as StackState;
+    const state = stack.refresh();
     const envelope = readEnvelope(COMPOSE);
     assert.ok(state.cgroups, 'the state records the cgroups');
     for (const name of COMPONENTS) {

@@ -14,7 +14,7 @@ describe('against a real stack', () => {
   const stack = useStack('open');
   let state: StackState;
   before(() => {
-    state = JSON.parse(fs.readFileSync(path.join(stack.home, 'stack.json'), 'utf8')) as StackState;
+    state = stack.refresh();
     stack.reset();
   });
 

@@ -184,19 +184,9 @@ test('an API instance killed under load is restarted by the stack and rejoins ng
   assertBooks('x', outcomes.filter((o) => o.status === 200));
 });
 
-/** Waits until stack.json shows a new live pid for the component, and returns it. */
+/** Waits until the stack has restarted the component and the new one serves; returns its pid. */
 async function waitForRestart(name: string, oldPid: number): Promise<number> {
-  const deadline = performance.now() + 15_000;
-  while (performance.now() < deadline) {
-    const state = JSON.parse(fs.readFileSync(path.join(stack.home, 'stack.json'), 'utf8')) as { components: { name: string; pid: number }[] };
-    const pid = state.components.find((c) => c.name === name)?.pid;
-    // The killed instance's socket file outlives it, so ask the new one to answer on it.
-    const serving = pid && pid !== oldPid && alive(pid) && (await stack.request('GET', '/clientes/1/extrato', undefined, { socketPath: stack.apiSocket(name as 'api1' | 'api2'), agent: false }).then((r) => r.status === 200, () => false));
-    if (serving) {
-      stack.pids[name] = pid;
-      return pid;
-    }
-    await sleep(100);
-  }
-  throw new Error(`${name} was not restarted within 15 s`);
+  const { pid } = await stack.waitForRestart(name, oldPid, 15_000);
+  stack.pids[name] = pid;
+  return pid;
 }
