@@ -2,89 +2,10 @@
 // npm run capacity invocation: headline numbers, latency and CPU against the offered rate,
 // and every step of every run.
 
-import { esc, fmtTick, linearTicks, logRange } from '../lib/charts';
+import { esc, xyChart } from '../lib/charts';
 import { median } from '../lib/stats';
 import type { CapacitySummary, DbTarget, JudgedStep, LoadTarget, PgbenchStep, Spread } from './capacity-rules';
 import { CSS, formatEnvelope } from '../lib/report';
-
-// ---------------------------------------------------------------------------------------------
-// An x-y chart: offered rate on x, one polyline with dots per series
-// ---------------------------------------------------------------------------------------------
-
-export interface XySeries {
-  name: string;
-  color: string;
-  points: [number, number][];
-  dash?: string;
-  width?: number;
-  /** drawn but left out of the legend (e.g. one thin line per run) */
-  hideInLegend?: boolean;
-}
-
-export interface XyChart {
-  series: XySeries[];
-  xLabel: string;
-  yLabel: string;
-  yLog?: boolean;
-  hlines?: { y: number; label: string; color: string }[];
-}
-
-const W = 660;
-const H = 300;
-const M = { l: 58, r: 14, t: 30, b: 38 };
-const FONT = 'font-family="system-ui,-apple-system,Segoe UI,Roboto,sans-serif" font-size="11"';
-const r1 = (x: number): string => (Math.round(x * 10) / 10).toString();
-
-export function xyChart(c: XyChart): string {
-  const pw = W - M.l - M.r;
-  const ph = H - M.t - M.b;
-  const xs = c.series.flatMap((s) => s.points.map((p) => p[0]));
-  const ys = c.series.flatMap((s) => s.points.map((p) => p[1]));
-  const hl = c.hlines ?? [];
-  const xAxis = linearTicks(Math.max(1, ...xs));
-  const sx = (x: number): number => M.l + (x / xAxis.max) * pw;
-  let sy: (y: number) => number;
-  let yTicks: number[];
-  if (c.yLog) {
-    const { lo, hi } = logRange([...ys, ...hl.map((h) => h.y)]);
-    const l0 = Math.log10(lo);
-    const l1 = Math.log10(hi);
-    sy = (y) => M.t + ph - ((Math.log10(Math.max(lo, y)) - l0) / (l1 - l0)) * ph;
-    yTicks = [];
-    for (let k = Math.round(l0); k <= Math.round(l1); k++) for (const m of l1 - l0 <= 3 ? [1, 2, 5] : [1]) if (m * 10 ** k >= lo * 0.999 && m * 10 ** k <= hi * 1.001) yTicks.push(m * 10 ** k);
-  } else {
-    const { max, ticks } = linearTicks(Math.max(0, ...ys, ...hl.map((h) => h.y)));
-    sy = (y) => M.t + ph - (y / max) * ph;
-    yTicks = ticks;
-  }
-  const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" ${FONT}>`];
-  out.push(`<rect x="${M.l}" y="${M.t}" width="${pw}" height="${ph}" fill="#fff" stroke="#ced4da"/>`);
-  for (const v of yTicks) {
-    out.push(`<line x1="${M.l}" y1="${r1(sy(v))}" x2="${M.l + pw}" y2="${r1(sy(v))}" stroke="#eef0f2"/><text x="${M.l - 5}" y="${r1(sy(v) + 4)}" text-anchor="end" fill="#495057">${fmtTick(v)}</text>`);
-  }
-  for (const v of xAxis.ticks) {
-    out.push(`<line x1="${r1(sx(v))}" y1="${M.t + ph}" x2="${r1(sx(v))}" y2="${M.t + ph + 4}" stroke="#868e96"/><text x="${r1(sx(v))}" y="${M.t + ph + 16}" text-anchor="middle" fill="#495057">${fmtTick(v)}</text>`);
-  }
-  out.push(`<text x="${M.l + pw / 2}" y="${H - 4}" text-anchor="middle" fill="#495057">${esc(c.xLabel)}</text>`);
-  out.push(`<text transform="translate(13 ${M.t + ph / 2}) rotate(-90)" text-anchor="middle" fill="#495057">${esc(c.yLabel)}</text>`);
-  for (const h of hl) {
-    out.push(`<line x1="${M.l}" y1="${r1(sy(h.y))}" x2="${M.l + pw}" y2="${r1(sy(h.y))}" stroke="${h.color}" stroke-width="1.2" stroke-dasharray="6 3"/><text x="${M.l + pw - 4}" y="${r1(sy(h.y) - 4)}" text-anchor="end" fill="${h.color}">${esc(h.label)}</text>`);
-  }
-  for (const s of c.series) {
-    const pts = [...s.points].sort((a, b) => a[0] - b[0]);
-    if (pts.length === 0) continue;
-    const d = pts.map((p, i) => `${i ? 'L' : 'M'}${r1(sx(p[0]))},${r1(sy(p[1]))}`).join('');
-    out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="${s.width ?? 1.8}" stroke-linejoin="round"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
-    for (const p of pts) out.push(`<circle cx="${r1(sx(p[0]))}" cy="${r1(sy(p[1]))}" r="${(s.width ?? 1.8) + 0.8}" fill="${s.color}"/>`);
-  }
-  let x = M.l;
-  for (const s of c.series.filter((s) => !s.hideInLegend)) {
-    out.push(`<line x1="${x}" y1="14" x2="${x + 18}" y2="14" stroke="${s.color}" stroke-width="3"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/><text x="${x + 23}" y="18">${esc(s.name)}</text>`);
-    x += 32 + s.name.length * 6.4;
-  }
-  out.push('</svg>');
-  return out.join('');
-}
 
 // ---------------------------------------------------------------------------------------------
 // The page

@@ -86,7 +86,8 @@ export function fmtTick(v: number): string {
   return `${+v.toPrecision(2)}`;
 }
 
-function legend(series: { name: string; color: string; dash?: string }[], width: number): string {
+/** The series' names across the top; with `width`, those that would run past it are left out. */
+function legend(series: { name: string; color: string; dash?: string }[], width = Infinity): string {
   let x = M.l;
   const items: string[] = [];
   for (const s of series) {
@@ -247,6 +248,78 @@ export function logHistogram(bars: Bar[], opts: { xLabel: string; yLabel: string
   out.push(`<text x="${M.l + pw / 2}" y="${height - 4}" text-anchor="middle" fill="#495057">${esc(opts.xLabel)}</text>`);
   out.push(`<text transform="translate(13 ${M.t + ph / 2}) rotate(-90)" text-anchor="middle" fill="#495057">${esc(opts.yLabel)}</text>`);
   out.push(legend(opts.legend, width));
+  out.push('</svg>');
+  return out.join('');
+}
+
+// ---------------------------------------------------------------------------------------------
+// An x-y chart: offered rate on x, one polyline with dots per series
+// ---------------------------------------------------------------------------------------------
+
+export interface XySeries {
+  name: string;
+  color: string;
+  points: [number, number][];
+  dash?: string;
+  width?: number;
+  /** drawn but left out of the legend (e.g. one thin line per run) */
+  hideInLegend?: boolean;
+}
+
+export interface XyChart {
+  series: XySeries[];
+  xLabel: string;
+  yLabel: string;
+  yLog?: boolean;
+  hlines?: { y: number; label: string; color: string }[];
+}
+
+/** Taller than the time charts: the capacity page shows fewer of them. */
+const XY_H = 300;
+
+export function xyChart(c: XyChart): string {
+  const pw = W - M.l - M.r;
+  const ph = XY_H - M.t - M.b;
+  const xs = c.series.flatMap((s) => s.points.map((p) => p[0]));
+  const ys = c.series.flatMap((s) => s.points.map((p) => p[1]));
+  const hl = c.hlines ?? [];
+  const xAxis = linearTicks(Math.max(1, ...xs));
+  const sx = (x: number): number => M.l + (x / xAxis.max) * pw;
+  let sy: (y: number) => number;
+  let yTicks: number[];
+  if (c.yLog) {
+    const { lo, hi } = logRange([...ys, ...hl.map((h) => h.y)]);
+    const l0 = Math.log10(lo);
+    const l1 = Math.log10(hi);
+    sy = (y) => M.t + ph - ((Math.log10(Math.max(lo, y)) - l0) / (l1 - l0)) * ph;
+    yTicks = [];
+    for (let k = Math.round(l0); k <= Math.round(l1); k++) for (const m of l1 - l0 <= 3 ? [1, 2, 5] : [1]) if (m * 10 ** k >= lo * 0.999 && m * 10 ** k <= hi * 1.001) yTicks.push(m * 10 ** k);
+  } else {
+    const { max, ticks } = linearTicks(Math.max(0, ...ys, ...hl.map((h) => h.y)));
+    sy = (y) => M.t + ph - (y / max) * ph;
+    yTicks = ticks;
+  }
+  const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${XY_H}" width="${W}" height="${XY_H}" ${FONT}>`];
+  out.push(`<rect x="${M.l}" y="${M.t}" width="${pw}" height="${ph}" fill="#fff" stroke="#ced4da"/>`);
+  for (const v of yTicks) {
+    out.push(`<line x1="${M.l}" y1="${f(sy(v))}" x2="${M.l + pw}" y2="${f(sy(v))}" stroke="#eef0f2"/><text x="${M.l - 5}" y="${f(sy(v) + 4)}" text-anchor="end" fill="#495057">${fmtTick(v)}</text>`);
+  }
+  for (const v of xAxis.ticks) {
+    out.push(`<line x1="${f(sx(v))}" y1="${M.t + ph}" x2="${f(sx(v))}" y2="${M.t + ph + 4}" stroke="#868e96"/><text x="${f(sx(v))}" y="${M.t + ph + 16}" text-anchor="middle" fill="#495057">${fmtTick(v)}</text>`);
+  }
+  out.push(`<text x="${M.l + pw / 2}" y="${XY_H - 4}" text-anchor="middle" fill="#495057">${esc(c.xLabel)}</text>`);
+  out.push(`<text transform="translate(13 ${M.t + ph / 2}) rotate(-90)" text-anchor="middle" fill="#495057">${esc(c.yLabel)}</text>`);
+  for (const h of hl) {
+    out.push(`<line x1="${M.l}" y1="${f(sy(h.y))}" x2="${M.l + pw}" y2="${f(sy(h.y))}" stroke="${h.color}" stroke-width="1.2" stroke-dasharray="6 3"/><text x="${M.l + pw - 4}" y="${f(sy(h.y) - 4)}" text-anchor="end" fill="${h.color}">${esc(h.label)}</text>`);
+  }
+  for (const s of c.series) {
+    const pts = [...s.points].sort((a, b) => a[0] - b[0]);
+    if (pts.length === 0) continue;
+    const d = pts.map((p, i) => `${i ? 'L' : 'M'}${f(sx(p[0]))},${f(sy(p[1]))}`).join('');
+    out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="${s.width ?? 1.8}" stroke-linejoin="round"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
+    for (const p of pts) out.push(`<circle cx="${f(sx(p[0]))}" cy="${f(sy(p[1]))}" r="${(s.width ?? 1.8) + 0.8}" fill="${s.color}"/>`);
+  }
+  out.push(legend(c.series.filter((s) => !s.hideInLegend)));
   out.push('</svg>');
   return out.join('');
 }
