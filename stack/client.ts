@@ -28,6 +28,8 @@ export class StackClient {
   readonly httpPort: number;
   readonly pgPort: number;
   private readonly env: NodeJS.ProcessEnv;
+  /** What `up` printed: the supervisor's start-up log. */
+  upOutput = '';
   private current: StackState | undefined;
   private started = false;
   /** A stack left running by a crashed caller would hold its ports: stop it when this process exits. */
@@ -81,9 +83,6 @@ export class StackClient {
     this.current = state;
     return state;
   }
-
-  /** What `up` printed: the supervisor's start-up log. */
-  upOutput = '';
 
   /** `commands.js down`: stops the supervisor and whatever it left; returns what it printed. */
   down(): string {
