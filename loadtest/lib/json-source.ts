@@ -65,10 +65,7 @@ export function parseJson(text: string): JsonValue {
         skip();
         if (text[i] !== ':') fail("expected ':'");
         i++;
-        const v = value();
-        // As JSON.parse: "__proto__" is an ordinary key, never the object's prototype.
-        if (key === '__proto__') Object.defineProperty(obj, key, { value: v, enumerable: true, writable: true, configurable: true });
-        else obj[key] = v;
+        obj[key] = value();
         skip();
         if (text[i] === ',') {
           i++;
