@@ -25,7 +25,7 @@ import { pgQueries } from '../lib/database';
 import { DEFAULT_REPORTS_DIR, gitInfo, machineInfo } from '../lib/provenance';
 import { measuredStep } from '../lib/open-model';
 
-const AGEING_LIMIT = 1.1;
+export const AGEING_LIMIT = 1.1;
 
 export interface AgeingOptions {
   rate: number;
@@ -56,7 +56,7 @@ export const USAGE = `usage: npm run ageing -- [options]
 
 export class UsageError extends Error {}
 
-function parseAgeingArgs(argv: string[]): AgeingOptions {
+export function parseAgeingArgs(argv: string[]): AgeingOptions {
   let parsed;
   try {
     parsed = parseArgs({
@@ -130,7 +130,7 @@ const DB_READING_QUERIES = [
      FROM pg_stat_user_tables WHERE relname = 'accounts'`,
 ];
 
-function dbReading(rows: Record<string, unknown>[][]): DbReading {
+export function dbReading(rows: Record<string, unknown>[][]): DbReading {
   const [indexes, [accounts]] = rows;
   if (!accounts) throw new Error('pg_stat_user_tables has no row for accounts');
   const n = (x: unknown): number => Number(x);
@@ -160,7 +160,7 @@ export interface DbWindow {
   autovacuumed: string;
 }
 
-function dbWindow(before: DbReading, after: DbReading): DbWindow {
+export function dbWindow(before: DbReading, after: DbReading): DbWindow {
   const readPerScan: Record<string, number | null> = {};
   for (const [name, a] of Object.entries(after.ledgerIndexes)) {
     const b = before.ledgerIndexes[name] ?? { scans: 0, read: 0 };
@@ -204,7 +204,7 @@ export interface AgeingMeasurement {
   invalidWindows: number;
 }
 
-function ageingRatio(dbCpuMs: readonly number[]): number | null {
+export function ageingRatio(dbCpuMs: readonly number[]): number | null {
   if (dbCpuMs.length === 0 || !(dbCpuMs[0] > 0)) return null;
   return Math.round((Math.max(...dbCpuMs) / dbCpuMs[0]) * 1000) / 1000;
 }
@@ -241,7 +241,7 @@ const spreadOf = (xs: (number | null)[]): Spread | null => {
   return ok.length === xs.length && ok.length > 0 ? spread(ok) : null;
 };
 
-function summarizeAgeing(measurements: AgeingMeasurement[], variants: Pick<Variant, 'name' | 'baseline'>[]): AgeingSummaryRow[] {
+export function summarizeAgeing(measurements: AgeingMeasurement[], variants: Pick<Variant, 'name' | 'baseline'>[]): AgeingSummaryRow[] {
   const rows = variants.map((v) => {
     const ms = measurements.filter((m) => m.variant === v.name);
     const ratio = spreadOf(ms.map((m) => m.ageingRatio));
