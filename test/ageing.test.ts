@@ -3,8 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AGEING_LIMIT, ageingRatio, servedCount, trendRatio, dbReading, dbWindow, measurement, parseAgeingArgs, rolesText, summarizeAgeing, type AgeingWindow, type DbReading } from '../loadtest/ageing';
-import { cpuSecondsOfStat, roleMsPerRequest, roleOf, type PgRoleCpu } from '../loadtest/pg-processes';
+import { AGEING_LIMIT, ageingRatio, servedCount, trendRatio, dbReading, dbWindow, measurement, parseAgeingArgs, rolesText, summarizeAgeing, type AgeingWindow, type DbReading } from '../loadtest/bench/ageing';
+import { cpuSecondsOfStat, roleMsPerRequest, roleOf, type PgRoleCpu } from '../loadtest/lib/pg-processes';
 
 describe('ageing options', () => {
   it('defaults: 2,500 req/s for 3 minutes in 10 s windows, the repository alone', () => {

@@ -1,31 +1,12 @@
-// npm run bench (loadtest/bench.ts, loadtest/bench-variants.ts): variant generation from the
-// repository's files, the time plan, medians and ratios, and one short experiment on real stacks.
+// npm run bench (loadtest/bench/bench.ts, loadtest/bench/bench-variants.ts): variant generation from the
+// repository's files, the time plan, medians and ratios (the runs on real stacks, and nginx -t of
+// the generated nginx.conf files, are in test/integration/bench.test.ts).
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import {
-  CONFIG_ENV,
-  claimHome,
-  DEFAULT_BUDGET_S,
-  DEFAULT_WARMUP_S,
-  estimateSeconds,
-  formatRatio,
-  machineCpu,
-  markdownTable,
-  parseBenchArgs,
-  planSeconds,
-  ratioTable,
-  repoSources,
-  runExperiment,
-  summarize,
-  variantEnv,
-  type BenchOptions,
-  type StepRecord,
-} from '../loadtest/bench';
+import { CONFIG_ENV, claimHome, DEFAULT_BUDGET_S, DEFAULT_WARMUP_S, estimateSeconds, formatRatio, machineCpu, markdownTable, parseBenchArgs, planSeconds, ratioTable, repoSources, summarize, variantEnv, type BenchOptions, type StepRecord } from '../loadtest/bench/bench';
 import {
   DEFAULTS,
   EXPERIMENTS,
@@ -40,8 +21,8 @@ import {
   substituteOnce,
   variantsOf,
   type Variant,
-} from '../loadtest/bench-variants';
-import { nativeNginxConf, parseComposeLimits } from '../stack';
+} from '../loadtest/bench/bench-variants';
+import { parseComposeLimits } from '../stack/envelope';
 import { REPO } from './helpers';
 
 const sources = repoSources();
@@ -87,22 +68,6 @@ describe('nginx.conf variants', () => {
     assert.deepEqual(lineDiff(sources.nginxConf, text).added, ['        least_conn;']);
     assert.match(text, /upstream api \{[^\n]*\n\s+least_conn;\n/);
     assert.throws(() => nginxWithLeastConn(text), /already/);
-  });
-
-  it('every generated nginx.conf passes nginx -t once adapted by the native stack', { skip: !fs.existsSync('/usr/sbin/nginx') && 'nginx is not installed' }, () => {
-    const generated = EXPERIMENTS.flatMap((e) => variantsOf(e, sources).flatMap((v) => v.files.filter((f) => f.env === 'CREBITOS_NGINX_CONF')));
-    assert.ok(generated.length >= 4, `${generated.length} nginx variants`);
-    const prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-nginx-'));
-    try {
-      for (const file of generated) {
-        const conf = path.join(prefix, file.name);
-        fs.writeFileSync(conf, nativeNginxConf(file.text, { socketDir: prefix, httpPort: 9999 }, prefix));
-        const r = spawnSync('/usr/sbin/nginx', ['-t', '-q', '-p', prefix, '-c', conf, '-e', path.join(prefix, 'error.log'), '-g', `pid ${path.join(prefix, 'nginx.pid')};`], { encoding: 'utf8' });
-        assert.equal(r.status, 0, `${file.name}: ${r.stderr}`);
-      }
-    } finally {
-      fs.rmSync(prefix, { recursive: true, force: true });
-    }
   });
 });
 
@@ -150,7 +115,7 @@ describe('resource splits', () => {
 
 describe('experiments', () => {
   it('each has one baseline, first, with nothing changed, and variants that change only known settings', () => {
-    assert.ok(EXPERIMENTS.length >= 11);
+    assert.ok(EXPERIMENTS.length >= 10);
     for (const e of EXPERIMENTS) {
       const variants = variantsOf(e, sources);
       assert.ok(variants[0].baseline, e.name);
@@ -196,9 +161,9 @@ describe('experiments', () => {
   });
 
   it('a variant’s environment: configuration variables cleared, paths resolved, generated files from the run directory', () => {
-    const v: Variant = { name: 'x', description: '', baseline: false, env: { CREBITOS_SQL: 'loadtest/variants/lock-advisory.sql', CREBITOS_NGINX_CONF: 'n.conf', POOL_SIZE: '2' }, files: [{ env: 'CREBITOS_NGINX_CONF', name: 'n.conf', text: '' }] };
-    const env = variantEnv(v, '/run/dir', { PATH: '/bin', POOL_SIZE: '9', PG_CALLS: 'sync', CREBITOS_TRANSPORT: 'tcp' });
-    assert.deepEqual(env, { PATH: '/bin', POOL_SIZE: '2', CREBITOS_SQL: path.join(REPO, 'loadtest/variants/lock-advisory.sql'), CREBITOS_NGINX_CONF: '/run/dir/n.conf' });
+    const v: Variant = { name: 'x', description: '', baseline: false, env: { CREBITOS_SQL: 'loadtest/bench/variants/lock-advisory.sql', CREBITOS_NGINX_CONF: 'n.conf', POOL_SIZE: '2' }, files: [{ env: 'CREBITOS_NGINX_CONF', name: 'n.conf', text: '' }] };
+    const env = variantEnv(v, '/run/dir', { PATH: '/bin', POOL_SIZE: '9', UV_THREADPOOL_SIZE: '1', CREBITOS_TRANSPORT: 'tcp' });
+    assert.deepEqual(env, { PATH: '/bin', POOL_SIZE: '2', CREBITOS_SQL: path.join(REPO, 'loadtest/bench/variants/lock-advisory.sql'), CREBITOS_NGINX_CONF: '/run/dir/n.conf' });
   });
 
   it('arguments', () => {
@@ -208,8 +173,8 @@ describe('experiments', () => {
     assert.deepEqual(all.rates, [500, 1500]);
     assert.equal(all.rounds, 5);
     assert.equal(all.seconds, undefined);
-    const one = parseBenchArgs(['json', '--seconds', '3', '--warmup', '0']) as BenchOptions;
-    assert.deepEqual(one.experiments.map((e) => e.name), ['json']);
+    const one = parseBenchArgs(['locking', '--seconds', '3', '--warmup', '0']) as BenchOptions;
+    assert.deepEqual(one.experiments.map((e) => e.name), ['locking']);
     assert.equal(one.seconds, 3);
     assert.equal(one.warmupS, 0);
     assert.throws(() => parseBenchArgs(['nope']), /unknown experiment/);
@@ -317,33 +282,3 @@ describe('medians and ratios', () => {
   });
 });
 
-describe('a short experiment on real stacks', () => {
-  it('balance: two variants, one round, a few seconds each; JSON and markdown written', { timeout: 120_000 }, async () => {
-    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-test-'));
-    try {
-      const lines: string[] = [];
-      const { report, json, markdown } = await runExperiment(
-        findExperiment('balance')!,
-        { experiments: [], rates: [300], seconds: 2, rounds: 1, warmupS: 0.5, out, seed: 7, portBase: 32290, budgetS: DEFAULT_BUDGET_S },
-        (line) => lines.push(line),
-      );
-      assert.deepEqual(report.failures, []);
-      assert.deepEqual(report.variants.map((v) => v.name), ['current', 'least-conn']);
-      assert.equal(report.steps.length, 2);
-      for (const s of report.steps) {
-        assert.equal(s.errors, 0, JSON.stringify(s.statuses));
-        assert.ok(s.cpuMsPerRequest && s.cpuMsPerRequest.total > 0, 'CPU per request measured');
-      }
-      assert.equal(report.summary.length, 2);
-      assert.equal(report.summary[0].ratio.p99, 1);
-      assert.ok(report.summary[1].ratio.cpuTotal !== null);
-      assert.deepEqual(JSON.parse(fs.readFileSync(json, 'utf8')).summary, JSON.parse(JSON.stringify(report.summary)));
-      assert.match(fs.readFileSync(markdown, 'utf8'), /## Ratios to the baseline/);
-      // The generated nginx.conf the variant ran with is kept next to the report.
-      assert.ok(fs.existsSync(path.join(path.dirname(json), path.basename(json, '.json'), 'nginx-least-conn.conf')));
-      assert.ok(lines.some((l) => /least-conn\s+300\/s/.test(l)), lines.join('\n'));
-    } finally {
-      fs.rmSync(out, { recursive: true, force: true });
-    }
-  });
-});

@@ -3,25 +3,28 @@
 //   const stack = useStack('integration', { httpPort: 23101, pgPort: 53101 });
 //   test('…', async () => { const res = await stack.request('GET', '/clientes/1/extrato'); … });
 //
-// useStack registers node:test before/after hooks: `node dist/stack.js start` runs in the
-// foreground with its own CREBITOS_HOME (<repo>/.stack-test-<name>, git-ignored by `.stack-*/`),
-// HTTP port and PostgreSQL port, so test files can run side by side; it is stopped with SIGTERM
-// and awaited after the file's tests.
+// useStack registers node:test before/after hooks: the stack client (stack/client.ts) starts a
+// stack with its own CREBITOS_HOME (<repo>/.stack-test-<name>, git-ignored by `.stack-*/`), HTTP
+// port and PostgreSQL port, so test files can run side by side, and stops it after the file's tests.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { after, before } from 'node:test';
-import { alive } from '../stack';
+import { numberTexts, parseJson as parseWithSource, toPlain } from '../loadtest/lib/json-source';
+import { CLIENTS } from '../loadtest/lib/official-simulation';
+import type { StepResult } from '../loadtest/lib/open-model';
+import { LAG_LIMITS } from '../loadtest/lib/stats';
+import { StackClient, portOffset } from '../stack/client';
+import { REPO } from '../stack/settings';
+import { alive } from '../stack/state';
 
-/** The repository root (this file runs from <repo>/dist/test/). */
-export const REPO = path.resolve(__dirname, '..', '..');
-const STACK_JS = path.join(REPO, 'dist', 'stack.js');
+export { REPO };
 
 /** The five clients of the contest and their limits. */
-export const LIMITS: Readonly<Record<number, number>> = { 1: 100000, 2: 80000, 3: 1000000, 4: 10000000, 5: 500000 };
-export const CLIENT_IDS = [1, 2, 3, 4, 5] as const;
+export const LIMITS: Readonly<Record<number, number>> = Object.fromEntries(CLIENTS.map((c) => [c.id, c.limite]));
+export const CLIENT_IDS: readonly number[] = CLIENTS.map((c) => c.id);
 export const MAX_INT4 = 2147483647;
 
 // ---------------------------------------------------------------------------------------------
@@ -55,24 +58,11 @@ export interface RequestOptions {
 
 const INTEGER_LITERAL = /^-?(0|[1-9][0-9]*)$/;
 
-/**
- * Parses JSON and records numbers written as anything but an integer literal. Uses the
- * reviver's `context.source` (node --harmony-json-parse-with-source); without the flag the
- * check falls back to the parsed value.
- */
+/** Parses JSON and records numbers written as anything but an integer literal (e.g. "1.0", "1e3"). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function parseJson(text: string): { json: any; nonIntegerNumbers: string[] } {
-  const nonIntegerNumbers: string[] = [];
-  const reviver = function (_key: string, value: unknown, context?: { source?: string }): unknown {
-    if (typeof value === 'number') {
-      const source = context?.source ?? String(value);
-      if (!INTEGER_LITERAL.test(source)) nonIntegerNumbers.push(source);
-    }
-    return value;
-  };
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const json = JSON.parse(text, reviver as any);
-  return { json, nonIntegerNumbers };
+  const value = parseWithSource(text);
+  return { json: toPlain(value), nonIntegerNumbers: numberTexts(value).filter((source) => !INTEGER_LITERAL.test(source)) };
 }
 
 /** One HTTP request; resolves with the whole response, rejects on network errors and timeouts. */
@@ -160,144 +150,43 @@ export interface StackOptions {
   env?: Record<string, string>;
 }
 
-interface StackJson {
-  socketDir: string;
-  components: { name: string; pid: number }[];
-}
-
-function nameHash(name: string): number {
-  let h = 0;
-  for (const ch of name) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-  return h % 9000;
-}
-
-export class TestStack {
-  readonly home: string;
-  readonly httpPort: number;
-  readonly pgPort: number;
-  /** Filled by start() from $CREBITOS_HOME/stack.json. */
+/** A test file's stack: the stack client, plus an HTTP client and psql on it. */
+export class TestStack extends StackClient {
+  /** Filled by start() from the stack's state. */
   socketDir = '';
   pids: Record<string, number> = {};
   /** Keep-alive agent used by request() unless another agent is given. */
   readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  private child: ChildProcess | undefined;
-  private output = '';
-  private exited: Promise<void> | undefined;
-  private readonly killOnExit = (): void => {
-    if (this.child && this.child.exitCode === null) this.child.kill('SIGTERM');
-  };
 
   constructor(
     readonly name: string,
     private readonly options: StackOptions = {},
   ) {
-    this.home = path.join(REPO, `.stack-test-${name}`);
-    this.httpPort = options.httpPort ?? 20000 + nameHash(name);
-    this.pgPort = options.pgPort ?? 50000 + nameHash(name);
+    super({
+      home: path.join(REPO, `.stack-test-${name}`),
+      httpPort: options.httpPort ?? 20000 + portOffset(name, 9000),
+      pgPort: options.pgPort ?? 50000 + portOffset(name, 9000),
+      env: { ...options.env, POOL_SIZE: options.poolSize ? String(options.poolSize) : process.env.POOL_SIZE },
+    });
   }
 
-  /** Starts `node dist/stack.js start` and resolves once it prints `ready:`. */
+  /** Starts the stack; rejects with the supervisor's output when it is not ready in time. */
   async start(): Promise<void> {
-    if (!fs.existsSync(STACK_JS)) throw new Error(`${STACK_JS} is missing: run npx tsc -p .`);
-    await this.stopLeftover();
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      ...this.options.env,
-      CREBITOS_HOME: this.home,
-      HTTP_PORT: String(this.httpPort),
-      PG_PORT: String(this.pgPort),
-    };
-    if (this.options.poolSize) env.POOL_SIZE = String(this.options.poolSize);
-    // Test runner flags (--test, --harmony…) are not for the stack.
-    delete env.NODE_OPTIONS;
-    const child = spawn(process.execPath, [STACK_JS, 'start'], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    process.once('exit', this.killOnExit);
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    const timeoutMs = this.options.readyTimeoutMs ?? 120_000;
-    await new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const finish = (err?: Error): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onData = (chunk: Buffer): void => {
-        this.output += chunk.toString('utf8');
-        if (/\bready:/.test(this.output)) finish();
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', onData);
-      child.once('error', (err) => finish(new Error(`stack ${this.name} could not be spawned: ${err.message}`)));
-      child.once('exit', (code, signal) =>
-        finish(new Error(`stack ${this.name} exited before ready (${signal ?? `exit ${code}`}); output:\n${this.output}`)),
-      );
-      const timer = setTimeout(() => {
-        finish(new Error(`stack ${this.name} not ready after ${timeoutMs / 1000} s; output so far:\n${this.output}`));
-      }, timeoutMs);
-    }).catch(async (err: Error) => {
-      await this.stop();
-      throw err;
-    });
-    const state = JSON.parse(fs.readFileSync(path.join(this.home, 'stack.json'), 'utf8')) as StackJson;
+    const state = await this.up(this.options.readyTimeoutMs ?? 120_000);
     this.socketDir = state.socketDir;
     this.pids = Object.fromEntries(state.components.map((c) => [c.name, c.pid]));
   }
 
-  /**
-   * A supervisor left running from this home by an earlier run that was killed before its
-   * after() hook (e.g. Ctrl-C): stop it the way `stack.js down` would, by its recorded pid.
-   */
-  private async stopLeftover(): Promise<void> {
-    let state: { supervisorPid?: number } | undefined;
-    try {
-      state = JSON.parse(fs.readFileSync(path.join(this.home, 'stack.json'), 'utf8'));
-    } catch {
-      return;
-    }
-    const pid = state?.supervisorPid;
-    if (!pid || !alive(pid)) return;
-    let cmdline = '';
-    try {
-      cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    } catch {
-      return;
-    }
-    if (!cmdline.includes('stack.js')) return;
-    process.kill(pid, 'SIGTERM');
-    const deadline = Date.now() + 60_000;
-    while (alive(pid) && Date.now() < deadline) await sleep(100);
-  }
-
-  /** SIGTERM to the supervisor and wait for it; kills leftovers if it does not finish in time. */
+  /** Stops the stack, and anything its supervisor failed to stop (it only stops what it started). */
   async stop(): Promise<void> {
     this.agent.destroy();
-    const child = this.child;
-    if (!child) return;
-    process.removeListener('exit', this.killOnExit);
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        this.exited!.then(() => false),
-        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 60_000))),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
-        child.kill('SIGKILL');
-        await this.exited;
-      }
-    }
-    // Anything the supervisor failed to stop (it only stops what it started).
+    this.down();
     for (const pid of Object.values(this.pids)) if (alive(pid)) process.kill(pid, 'SIGKILL');
-    this.child = undefined;
   }
 
   /** Everything the supervisor printed so far. */
   get log(): string {
-    return this.output;
+    return this.stackLog();
   }
 
   /** A request to nginx on this stack's HTTP port (or to `options.socketPath`). */
@@ -305,18 +194,9 @@ export class TestStack {
     return request(method, urlPath, body, { agent: this.agent, port: this.httpPort, ...options });
   }
 
-  /** The unix socket of one API instance, to bypass nginx. */
-  apiSocket(name: 'api1' | 'api2'): string {
-    return path.join(this.socketDir, `${name}.sock`);
-  }
-
-  /**
-   * Bytes each API process has written so far (/proc/<pid>/io wchar). An idle instance writes
-   * nothing, so a counter that moved across a request proves that instance served it.
-   */
-  apiWrites(): { api1: number; api2: number } {
-    const wchar = (pid: number): number => Number(/^wchar:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
-    return { api1: wchar(this.pids.api1), api2: wchar(this.pids.api2) };
+  /** Bytes each API process has written so far, of the pids this test knows (see StackClient.apiWrites). */
+  override apiWrites(): { api1: number; api2: number } {
+    return super.apiWrites({ api1: this.pids.api1, api2: this.pids.api2 });
   }
 
   private psqlArgs(): string[] {
@@ -372,4 +252,19 @@ export function useStack(name: string, options: StackOptions = {}): TestStack {
 export { alive };
 
 export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export { setTimeout as sleep } from 'node:timers/promises';
+
+/** Invariants every step result must satisfy. */
+export function assertSane(r: StepResult): void {
+  assert.equal(Object.values(r.statuses).reduce((a, b) => a + b, 0), r.sent, 'every request has exactly one outcome');
+  assert.equal(r.byKind.debits.sent + r.byKind.credits.sent + r.byKind.statements.sent, r.sent);
+  const l = r.latencyMs;
+  assert.ok(0 < l.p50 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max * 1.001, JSON.stringify(l));
+  assert.ok(l.mean > 0 && l.mean <= l.max);
+  const g = r.lagMs;
+  assert.ok(0 <= g.p50 && g.p50 <= g.p99 && g.p99 <= g.max * 1.001, JSON.stringify(g));
+  assert.equal(r.lagValid, g.p99 <= LAG_LIMITS.p99Ms && g.max <= LAG_LIMITS.maxMs);
+  assert.equal(r.lagValid, r.lagReasons.length === 0);
+  assert.ok(r.wallS >= r.durationS * 0.99, `wall ${r.wallS}`);
+  assert.ok(r.generatorCpuUtil > 0 && r.generatorCpuUtil < 2, String(r.generatorCpuUtil));
+}

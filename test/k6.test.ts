@@ -1,6 +1,6 @@
-// Tests for loadtest/rinha.k6.js, the k6 port of the official Gatling simulation
-// (/work/shared/rinha-2024q1.md §3-§4). k6 is not installed here, so:
-//  - the script is type-checked with `tsc -p loadtest/tsconfig.k6.json` (checkJs against @types/k6);
+// Tests for loadtest/official/rinha.k6.js, the k6 port of the official Gatling simulation
+// (the official test and its judging: docs/contest.md). k6 is not installed here, so:
+//  - the script is type-checked with `tsc -p loadtest/official/tsconfig.k6.json` (checkJs against @types/k6);
 //  - the script is evaluated in a node:vm sandbox with stub modules for k6, k6/http, k6/execution,
 //    k6/metrics and the jslib URL. The stubs record every request, check and metric sample, and a
 //    fake in-memory API answers the requests.
@@ -15,13 +15,13 @@ import { describe, test } from 'node:test';
 import * as vm from 'node:vm';
 
 const REPO = path.resolve(__dirname, '..', '..');
-const SCRIPT = path.join(REPO, 'loadtest', 'rinha.k6.js');
-const TSCONFIG = path.join(REPO, 'loadtest', 'tsconfig.k6.json');
+const SCRIPT = path.join(REPO, 'loadtest', 'official', 'rinha.k6.js');
+const TSCONFIG = path.join(REPO, 'loadtest', 'official', 'tsconfig.k6.json');
 const TSC = path.join(REPO, 'node_modules', '.bin', 'tsc');
 const JSLIB_SUMMARY = 'https://jslib.k6.io/k6-summary/0.0.2/index.js';
 
 // ---------------------------------------------------------------------------------------------
-// The official simulation, as numbers (RinhaBackendCrebitosSimulation.scala, spec §3.3-§3.4)
+// The official simulation, as numbers (RinhaBackendCrebitosSimulation.scala; docs/contest.md)
 // ---------------------------------------------------------------------------------------------
 
 const OFFICIAL_LOAD = {
@@ -367,7 +367,7 @@ const PRE_PHASES = [
 // =============================================================================================
 
 describe('k6 script type-checks against @types/k6', () => {
-  test('tsc -p loadtest/tsconfig.k6.json exits 0', () => {
+  test('tsc -p loadtest/official/tsconfig.k6.json exits 0', () => {
     const r = runTsc(TSCONFIG);
     assert.equal(r.status, 0, `tsc diagnostics:\n${r.output}`);
   });
@@ -376,7 +376,7 @@ describe('k6 script type-checks against @types/k6', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'k6-tsc-'));
     try {
       fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
-      fs.writeFileSync(path.join(dir, 'k6-jslib.d.ts'), fs.readFileSync(path.join(REPO, 'loadtest', 'k6-jslib.d.ts')));
+      fs.writeFileSync(path.join(dir, 'k6-jslib.d.ts'), fs.readFileSync(path.join(REPO, 'loadtest', 'official', 'k6-jslib.d.ts')));
       const good = [
         "import http from 'k6/http';",
         "import { textSummary } from 'https://jslib.k6.io/k6-summary/0.0.2/index.js';",
@@ -466,7 +466,7 @@ describe('k6 options match the official profile', () => {
       const k6 = k6Arrivals(sc);
       const gatling = gatlingUsersPerSecond(off.startRate, off.peak, off.rampSeconds, off.constantSeconds);
       const gatlingTotal = gatling.reduce((a, b) => a + b, 0);
-      // Closed form of the spec: (1 + peak) / 2 × 120 + peak × 120.
+      // Closed form of the injection: (1 + peak) / 2 × 120 + peak × 120.
       const closedForm = ((off.startRate + off.peak) / 2) * off.rampSeconds + off.peak * off.constantSeconds;
       assert.equal(closedForm, off.requests, `${name} closed form`);
       assert.equal(gatlingTotal, off.requests, `${name} Gatling total`);

@@ -3,8 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { JsonNumber, asGatlingInt, asGatlingString, jmesPath, parseJson } from '../loadtest/json';
-import { renderIndex, renderReport } from '../loadtest/report';
+import { JsonNumber, asGatlingInt, asGatlingString, jmesPath, parseJson } from '../loadtest/lib/json-source';
+import { renderIndex, renderReport } from '../loadtest/lib/report';
 import {
   FULL_PROFILE,
   QUICK_PROFILE,
@@ -29,9 +29,9 @@ import {
   transactionPayload,
   type RequestSpec,
   type Session,
-} from '../loadtest/simulation';
-import { LAG_LIMITS, Recorder, Tally, distributionBucket, lagVerdict } from '../loadtest/stats';
-import { formatSummary, verdictReasons, type RunSummary } from '../loadtest/summary';
+} from '../loadtest/lib/official-simulation';
+import { LAG_LIMITS, Recorder, Tally, distributionBucket, lagVerdict } from '../loadtest/lib/stats';
+import { formatSummary, verdictReasons, type RunSummary } from '../loadtest/lib/summary';
 
 const check = (spec: RequestSpec, status: number, body: string, session: Session = new Map()): string | undefined =>
   runChecks(spec.checks, new ResponseView(status, body), session);

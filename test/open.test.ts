@@ -1,34 +1,14 @@
-// The open-model generator (loadtest/open.ts): its pure parts (schedule, mix, request bytes,
+// The open-model generator (loadtest/lib/open-model.ts): its pure parts (schedule, mix, request bytes,
 // response framing), its outcomes against small misbehaving servers, and a short step against a
 // real stack whose ledger must hold exactly the transactions the step saw acknowledged.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
-import { before, describe, it } from 'node:test';
-import {
-  BODY_CHUNKED,
-  BODY_UNTIL_CLOSE,
-  OFFICIAL_MIX,
-  arrivalCount,
-  arrivalOffsetMs,
-  formatRequest,
-  isOkStatus,
-  isResponseComplete,
-  measuredStep,
-  mixSequence,
-  parseResponseHead,
-  prepareRequests,
-  runStep,
-  type StepResult,
-} from '../loadtest/open';
-import { kindOf, medianOf, percentiles } from '../loadtest/hops';
-import { seededRng } from '../loadtest/simulation';
-import { LAG_LIMITS } from '../loadtest/stats';
-import type { StackState } from '../stack';
-import { REPO, useStack } from './helpers';
+import { describe, it } from 'node:test';
+import { arrivalCount, arrivalOffsetMs, mixSequence, prepareRequests, runStep } from '../loadtest/lib/open-model';
+import { BODY_CHUNKED, BODY_UNTIL_CLOSE, formatRequest, isResponseComplete, parseResponseHead } from '../loadtest/lib/http';
+import { kindOf, medianOf, percentiles } from '../loadtest/bench/hops';
+import { seededRng, OFFICIAL_MIX, isOkStatus } from '../loadtest/lib/official-simulation';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -150,10 +130,10 @@ describe('response framing', () => {
   });
 
   it('a 422 is a valid answer to a debit only', () => {
-    assert.equal(isOkStatus('debits', 422), true);
-    assert.equal(isOkStatus('credits', 422), false);
-    assert.equal(isOkStatus('statements', 200), true);
-    assert.equal(isOkStatus('debits', 503), false);
+    assert.equal(isOkStatus('débitos', 422), true);
+    assert.equal(isOkStatus('créditos', 422), false);
+    assert.equal(isOkStatus('extratos', 200), true);
+    assert.equal(isOkStatus('débitos', 503), false);
   });
 });
 
@@ -190,7 +170,6 @@ function onRequest(socket: net.Socket, answer: (socket: net.Socket) => void): vo
   });
 }
 
-const sum = (r: Record<string, number>): number => Object.values(r).reduce((a, x) => a + x, 0);
 
 describe('outcomes against misbehaving servers', () => {
   it('a response split across writes, mid-header and mid-body, is complete only at its end', async () => {
@@ -256,111 +235,7 @@ describe('outcomes against misbehaving servers', () => {
   });
 });
 
-/** Invariants every step result must satisfy. */
-function assertSane(r: StepResult): void {
-  assert.equal(sum(r.statuses), r.sent, 'every request has exactly one outcome');
-  assert.equal(r.byKind.debits.sent + r.byKind.credits.sent + r.byKind.statements.sent, r.sent);
-  const l = r.latencyMs;
-  assert.ok(0 < l.p50 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max * 1.001, JSON.stringify(l));
-  assert.ok(l.mean > 0 && l.mean <= l.max);
-  const g = r.lagMs;
-  assert.ok(0 <= g.p50 && g.p50 <= g.p99 && g.p99 <= g.max * 1.001, JSON.stringify(g));
-  assert.equal(r.lagValid, g.p99 <= LAG_LIMITS.p99Ms && g.max <= LAG_LIMITS.maxMs);
-  assert.equal(r.lagValid, r.lagReasons.length === 0);
-  assert.ok(r.wallS >= r.durationS * 0.99, `wall ${r.wallS}`);
-  assert.ok(r.generatorCpuUtil > 0 && r.generatorCpuUtil < 2, String(r.generatorCpuUtil));
-}
 
-describe('against a real stack', () => {
-  const stack = useStack('open');
-  let state: StackState;
-  before(() => {
-    state = JSON.parse(fs.readFileSync(path.join(stack.home, 'stack.json'), 'utf8')) as StackState;
-    stack.reset();
-  });
-
-  it('300 req/s for 3 s: every request answered, and the ledger holds exactly the acknowledged transactions', async () => {
-    const r = await runStep({ port: stack.httpPort, ratePerS: 300, durationS: 3, seed: 42 });
-    assertSane(r);
-    assert.equal(r.sent, 900);
-    assert.equal(r.completed, 900, JSON.stringify(r.statuses));
-    assert.equal(r.errors, 0, JSON.stringify(r.statuses));
-    assert.equal((r.statuses['200'] ?? 0) + (r.statuses['422'] ?? 0), 900);
-    assert.deepEqual([r.byKind.debits.sent, r.byKind.credits.sent, r.byKind.statements.sent], [582, 291, 27]);
-    assert.equal(r.byKind.statements.ok, 27);
-    assert.equal(r.byKind.credits.ok, 291);
-    assert.equal(r.achievedPerS, 300);
-    // Each 200 to a POST is one ledger entry; a 422 changes nothing.
-    const posts200 = r.byKind.debits.sent + r.byKind.credits.sent - (r.statuses['422'] ?? 0);
-    assert.equal(Number(stack.psql('SELECT count(*) FROM ledger')[0][0]), posts200);
-    assert.deepEqual(stack.audit(), []);
-  });
-
-  it('measuredStep: CPU and memory of each component during the step', async () => {
-    const r = await measuredStep(state, { port: stack.httpPort, ratePerS: 200, durationS: 2, seed: 43 });
-    assertSane(r);
-    assert.equal(r.errors, 0, JSON.stringify(r.statuses));
-    if (!state.cgroups) {
-      assert.equal(r.usageMeasured, false);
-      return;
-    }
-    assert.deepEqual(r.components.map((c) => c.name), ['db', 'api1', 'api2', 'nginx']);
-    for (const c of r.components) {
-      assert.ok(c.cpuUtil > 0 && c.cpuUtil <= (c.cpuLimit ?? 2) * 1.1, `${c.name} ${c.cpuUtil}`);
-      assert.ok(c.cpuMsPerRequest > 0 && c.cpuMsPerRequest < 20, `${c.name} ${c.cpuMsPerRequest}`);
-      assert.ok(c.peakMemoryBytes > 0 && c.peakMemoryBytes <= (c.memoryLimitBytes ?? Infinity));
-      assert.equal(c.oomKills, 0);
-    }
-    for (const api of r.components.filter((c) => c.name.startsWith('api'))) {
-      assert.ok(api.rssBytes! > 10 * 2 ** 20 && api.rssBytes! < 100 * 2 ** 20, `${api.name} rss ${api.rssBytes}`);
-      assert.ok(api.peakRssBytes! >= api.rssBytes! * 0.9, `${api.name} peak ${api.peakRssBytes} rss ${api.rssBytes}`);
-    }
-    // The two instances share the load round-robin.
-    const [a1, a2] = r.components.filter((c) => c.name.startsWith('api')).map((c) => c.cpuUtil);
-    assert.ok(Math.min(a1, a2) > 0.4 * Math.max(a1, a2), `api cpu ${a1} vs ${a2}`);
-  });
-
-  it('npm run hops: every path measured, and client 5 left as it was', () => {
-    const balance = (): string => stack.psql('SELECT balance FROM accounts WHERE id = 5')[0][0];
-    const entries = (): number => Number(stack.psql('SELECT count(*) FROM ledger WHERE account_id = 5')[0][0]);
-    const [before, entriesBefore] = [balance(), entries()];
-    const json = path.join(stack.home, 'hops.json');
-    const env: NodeJS.ProcessEnv = { ...process.env, CREBITOS_HOME: stack.home, HTTP_PORT: String(stack.httpPort), PG_PORT: String(stack.pgPort) };
-    delete env.NODE_OPTIONS;
-    const run = spawnSync(process.execPath, ['dist/loadtest/hops.js', '--gaps', '3,1', '--requests', '10', '--rounds', '1', '--json', json], { cwd: REPO, env, encoding: 'utf8', timeout: 60_000 });
-    assert.equal(run.status, 0, run.stderr + run.stdout);
-    assert.match(run.stdout, /gap 3 ms against 1 ms, p50: db x[\d.]+, api x[\d.]+, nginx x[\d.]+/);
-    type P = { p50: number; p90: number; p99: number };
-    const out = JSON.parse(fs.readFileSync(json, 'utf8')) as {
-      results: { gapMs: number; db: P; api: P; nginx: P; nodeP50: number; edgeP50: number }[];
-      perRound: Record<string, P[]>;
-    };
-    assert.deepEqual(out.results.map((r) => r.gapMs), [3, 1]);
-    for (const r of out.results) {
-      for (const p of [r.db, r.api, r.nginx]) assert.ok(p.p50 > 0 && p.p50 < 1000 && p.p50 <= p.p90 && p.p90 <= p.p99, JSON.stringify(r));
-      // One round: each gap's figures are that gap's own series, and the hop shares their differences.
-      for (const name of ['db', 'api', 'nginx'] as const) assert.deepEqual(r[name], out.perRound[`${r.gapMs}/${name}`][0]);
-      assert.equal(r.nodeP50, r.api.p50 - r.db.p50);
-      assert.equal(r.edgeP50, r.nginx.p50 - r.api.p50);
-    }
-    // 3 paths x 2 gaps x (2 unmeasured + 10 measured) transactions, credits and debits of 1 in turn.
-    assert.equal(entries() - entriesBefore, 3 * 2 * 12);
-    assert.equal(balance(), before);
-    assert.deepEqual(stack.audit(), []);
-  });
-
-  it('hops refuses bad options and a stack that is not running', () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, CREBITOS_HOME: path.join(stack.home, 'nothing-here') };
-    delete env.NODE_OPTIONS;
-    const hops = (...args: string[]) => spawnSync(process.execPath, ['dist/loadtest/hops.js', ...args], { cwd: REPO, env, encoding: 'utf8', timeout: 30_000 });
-    const odd = hops('--requests', '11');
-    assert.equal(odd.status, 1);
-    assert.match(odd.stderr, /--requests: an even number/);
-    const down = hops();
-    assert.equal(down.status, 1);
-    assert.match(down.stderr, /no running stack .*npm run up/);
-  });
-});
 
 describe('hops arithmetic', () => {
   it('nearest-rank percentiles', () => {

@@ -1,0 +1,34 @@
+// Where a measurement came from: the machine, the git commit, and where reports go.
+
+import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { REPO } from '../../stack/settings';
+
+export { REPO };
+export const DEFAULT_REPORTS_DIR = path.join(REPO, 'reports');
+
+export function machineInfo(): { cpus: number; model: string; totalMemoryBytes: number; kernel: string; node: string; platform: string } {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    model: cpus[0]?.model.trim() ?? 'unknown',
+    totalMemoryBytes: os.totalmem(),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    platform: `${os.platform()}/${os.arch()}`,
+  };
+}
+
+export function gitInfo(): { commit: string; dirty: boolean } {
+  const git = (args: string[]): string => execFileSync('git', args, { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  try {
+    const commit = git(['rev-parse', '--short', 'HEAD']);
+    // Tracked changes only: untracked report files must not make every run "dirty".
+    const dirty = git(['status', '--porcelain', '--untracked-files=no']) !== '';
+    return { commit, dirty };
+  } catch {
+    return { commit: 'unknown', dirty: false };
+  }
+}
