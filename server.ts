@@ -374,12 +374,7 @@ export interface DatabaseClient {
 export type ClientFactory = (lost: (err: Error) => void) => DatabaseClient;
 
 // pg-native ships no types; this is the part of its API used here.
-interface PgNativeClient {
-  connect(conninfo: string, cb: (err?: Error) => void): void;
-  prepare(name: string, text: string, nParams: number, cb: (err?: Error) => void): void;
-  execute(name: string, params: string[], cb: (err: Error | undefined, rows: Rows) => void): void;
-  query(text: string, cb: (err?: Error) => void): void;
-  end(cb?: () => void): void;
+interface PgNativeClient extends DatabaseClient {
   on(event: 'error', listener: (err: Error) => void): void;
   on(event: 'notification', listener: () => void): void;
 }
@@ -412,7 +407,7 @@ export const pgNativeClient: ClientFactory = (lost) => {
   };
 };
 
-/** Raised for requests the pool cannot serve now (the handler answers 503): no live connection, a full queue, a lost connection. */
+/** Raised for requests the pool cannot serve now (answered 503): no live connection, a full queue, a lost connection. */
 export class Unavailable extends Error {}
 
 export interface PoolOptions {
@@ -422,8 +417,8 @@ export interface PoolOptions {
   size: number;
   /** Requests allowed to wait for a connection; past it they fail at once with Unavailable. */
   maxQueue: number;
-  /** A call unanswered this long fails with Unavailable and its connection is replaced. Default 2000. */
-  queryTimeoutMs?: number;
+  /** A call unanswered this long fails with Unavailable and its connection is replaced. */
+  queryTimeoutMs: number;
   log?: (message: string) => void;
   /** Default pgNativeClient. */
   createClient?: ClientFactory;
@@ -551,7 +546,7 @@ export class Pool {
     this.conninfo = options.conninfo;
     this.size = options.size;
     this.maxQueue = options.maxQueue;
-    this.queryTimeoutMs = options.queryTimeoutMs ?? 2000;
+    this.queryTimeoutMs = options.queryTimeoutMs;
     this.log = options.log ?? (() => {});
     this.createClient = options.createClient ?? pgNativeClient;
     // pg-native does not always report a connection that died: when the server goes away while
