@@ -17,8 +17,6 @@ import {
   parseTransaction,
   readConfig,
   route,
-  statementBody,
-  transactionBody,
 } from '../server';
 import type { Rejection, Transaction } from '../server';
 
@@ -783,26 +781,9 @@ describe('TRANSACTION_STATUS', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('readConfig', () => {
-  test('defaults', () => {
-    assert.deepEqual(readConfig({}), {
-      socketPath: '',
-      port: 3000,
-      host: '0.0.0.0',
-      database: 'host=/var/run/postgresql user=postgres dbname=postgres',
-      poolSize: 3,
-      maxQueue: 256,
-      queryTimeoutMs: 2000,
-      drainMs: 5000,
-      startupTimeoutMs: 30000,
-      warmUpRequests: 1000,
-      pgCalls: 'async',
-      jsonIn: 'postgres',
-    });
-  });
-
   test('empty values mean the default', () => {
     assert.deepEqual(
-      readConfig({ PORT: '', HOST: '', DATABASE_URL: '', POOL_SIZE: '', MAX_QUEUE: '', QUERY_TIMEOUT_MS: '', DRAIN_MS: '', STARTUP_TIMEOUT_MS: '', PG_CALLS: '', JSON_IN: '' }),
+      readConfig({ PORT: '', HOST: '', DATABASE_URL: '', POOL_SIZE: '', MAX_QUEUE: '', QUERY_TIMEOUT_MS: '', DRAIN_MS: '', STARTUP_TIMEOUT_MS: '', WARM_UP_REQUESTS: '' }),
       readConfig({}),
     );
   });
@@ -820,8 +801,6 @@ describe('readConfig', () => {
         DRAIN_MS: '250',
         STARTUP_TIMEOUT_MS: '1500',
         WARM_UP_REQUESTS: '0',
-        PG_CALLS: 'sync',
-        JSON_IN: 'node',
       }),
       {
         socketPath: '/run/crebitos/api1.sock',
@@ -834,8 +813,6 @@ describe('readConfig', () => {
         drainMs: 250,
         startupTimeoutMs: 1500,
         warmUpRequests: 0,
-        pgCalls: 'sync',
-        jsonIn: 'node',
       },
     );
   });
@@ -850,8 +827,8 @@ describe('readConfig', () => {
     assert.equal(config.startupTimeoutMs, 0);
   });
 
-  test('ignores unrelated variables', () => {
-    assert.deepEqual(readConfig({ PATH: '/bin', NODE_ENV: 'production', port: '1' }), readConfig({}));
+  test('ignores unrelated variables, including the removed PG_CALLS and JSON_IN switches', () => {
+    assert.deepEqual(readConfig({ PATH: '/bin', NODE_ENV: 'production', port: '1', PG_CALLS: 'sync', JSON_IN: 'node' }), readConfig({}));
   });
 
   test('bad values throw an error naming the variable', () => {
@@ -875,9 +852,6 @@ describe('readConfig', () => {
       ['QUERY_TIMEOUT_MS', '2s'],
       ['STARTUP_TIMEOUT_MS', '-5'],
       ['STARTUP_TIMEOUT_MS', '30s'],
-      ['PG_CALLS', 'blocking'],
-      ['PG_CALLS', 'SYNC'],
-      ['JSON_IN', 'js'],
     ];
     for (const [name, value] of bad) {
       assert.throws(
@@ -891,41 +865,5 @@ describe('readConfig', () => {
         `${name}=${value}`,
       );
     }
-  });
-});
-
-// ---------------------------------------------------------------------------------------------
-// JSON_IN=node: bodies built from plain columns, byte for byte what PostgreSQL sends
-// ---------------------------------------------------------------------------------------------
-
-describe('JSON_IN=node bodies', () => {
-  test('a transaction row: the body post_transaction builds, none for a refusal', () => {
-    assert.deepEqual(transactionBody(['ok', -1000, 100000]), ['ok', '{"limite":100000,"saldo":-1000}']);
-    assert.deepEqual(transactionBody(['over_limit', null, null]), ['over_limit', null]);
-    assert.deepEqual(transactionBody(['no_account', null, null]), ['no_account', null]);
-  });
-
-  test('statement rows: json_build_object spacing, newest first, descricao escaped as PostgreSQL does', () => {
-    const ts = '2024-01-17T02:34:38.543030Z';
-    // Captured from account_statement (procedures.sql) for the same ledger.
-    const expected =
-      `{"saldo" : {"total" : -2, "data_extrato" : "${ts}", "limite" : 100000}, "ultimas_transacoes" : ` +
-      `[{"valor" : 7, "tipo" : "d", "descricao" : "x/y", "realizada_em" : "${ts}"}, ` +
-      `{"valor" : 5, "tipo" : "c", "descricao" : "a\\"b\\\\\\u0001é", "realizada_em" : "${ts}"}]}`;
-    const rows = [
-      [-2, 100000, ts, 7, 'd', 'x/y', ts],
-      [-2, 100000, ts, 5, 'c', 'a"b\\\u0001é', ts],
-    ];
-    assert.equal(statementBody(rows), expected);
-    assert.deepEqual(JSON.parse(expected).ultimas_transacoes[1].descricao, 'a"b\\\u0001é');
-  });
-
-  test('an account without entries, and an unknown one', () => {
-    const ts = '2024-01-17T02:34:38.543030Z';
-    assert.equal(
-      statementBody([[0, 80000, ts, null, null, null, null]]),
-      `{"saldo" : {"total" : 0, "data_extrato" : "${ts}", "limite" : 80000}, "ultimas_transacoes" : []}`,
-    );
-    assert.equal(statementBody([]), null);
   });
 });

@@ -69,7 +69,7 @@ type Send = (i: number) => Promise<void>;
 
 /** The APIs' pool with one connection: prepared, warmed, and failing a stuck call after 5 s. */
 async function databasePath(conninfo: string): Promise<{ send: Send; close: () => void }> {
-  const pool = new Pool(conninfo, 1, 1, (message) => console.error(`[hops] ${message}`), 5000);
+  const pool = new Pool({ conninfo, size: 1, maxQueue: 1, queryTimeoutMs: 5000, log: (message) => console.error(`[hops] ${message}`) });
   await pool.start();
   const send: Send = (i) =>
     new Promise((resolve, reject) =>
