@@ -627,11 +627,13 @@ test('the ledger is left out of autovacuum, and the APIs read 10 index entries p
   // exactly 10 each with the LIMITed range scan. Before the planner statistics, the plan made on
   // the empty ledger read every entry of the account (10,000 per statement here). A backend
   // reports its counts when idle, at most once a second (else within 10 s), so the reads are
-  // polled until all 30 statements' have arrived; the start-up warm-up's late counts add scans
-  // of an empty ledger but no reads.
+  // polled until all 30 statements' have arrived, after waiting out what earlier tests' statements
+  // had not reported yet.
   const reads = (): number => Number(stack.psql("SELECT sum(idx_tup_read) FROM pg_stat_user_indexes WHERE relname = 'ledger'")[0][0]);
   stack.psql("INSERT INTO ledger (account_id, amount, kind, description) SELECT 1 + g % 5, 1, 'c', 'plan' FROM generate_series(1, 50000) g");
   try {
+    // Earlier tests' statements may still be unreported: an idle backend reports within 10 s.
+    await new Promise((r) => setTimeout(r, 11_000));
     const read0 = reads();
     const statements = async (n: number): Promise<void> => {
       for (let i = 0; i < n; i++) assert.equal((await extrato(1)).status, 200);
