@@ -55,14 +55,17 @@ INSERT INTO accounts (id, credit_limit) VALUES
   (5,   500000);
 
 -- Planner statistics that stay true as the ledger grows. Each backend plans the statement's
--- query once, at its first calls (the API's start-up warm-up), and keeps that plan for its
--- life. Planned over an empty ledger without statistics, it expected 4 matching rows and chose
--- a bitmap scan of ALL the account's entries followed by a sort: cheap at first, but its cost
--- grew with the ledger until something invalidated the plan (the first autovacuum of accounts,
--- about a minute into the load). With statistics that say "5 accounts, a fifth of the rows
--- each", every plan, at any ledger size, is the range scan with its LIMIT: 10 index entries per
--- statement from the first request on. The statistics come from a representative ledger that is
--- then emptied: TRUNCATE keeps them, and with autovacuum off (above) nothing replaces them.
+-- query at its first calls (the API's start-up warm-up) and keeps that plan until something
+-- invalidates it (an ANALYZE or TRUNCATE of a table it reads). Planned over an empty ledger
+-- without statistics, it expected 4 matching rows and chose a bitmap scan of ALL the account's
+-- entries followed by a sort: cheap at first, but its cost grew with the ledger until the first
+-- autovacuum of accounts, about a minute into the load, replanned it. The statistics come from a
+-- representative ledger that is then emptied. Why that holds at every size: TRUNCATE keeps
+-- pg_statistic (n_distinct = 5, five common values of 0.2 each) but resets the table's row
+-- estimate, so the planner counts the ledger's real pages and expects a fifth of its rows per
+-- account; a range scan that stops after 10 entries is then always the cheapest plan: 10 index
+-- entries per statement from the first request on. With autovacuum off (above), nothing
+-- replaces these statistics.
 INSERT INTO ledger (account_id, amount, kind, description)
 SELECT 1 + i % 5, 1, 'c', 'stats' FROM generate_series(0, 9999) AS i;
 ANALYZE ledger;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AGEING_LIMIT, ageingRatio, servedCount, trendRatio, dbReading, dbWindow, measurement, parseAgeingArgs, rolesText, summarizeAgeing, type AgeingWindow, type DbReading } from '../loadtest/bench/ageing';
-import { cpuSecondsOfStat, roleMsPerRequest, roleOf, type PgRoleCpu } from '../loadtest/lib/pg-processes';
+import { cpuSecondsOfStat, readPgRoleCpu, roleMsPerRequest, roleOf, type PgRoleCpu } from '../loadtest/lib/pg-processes';
 
 describe('ageing options', () => {
   it('defaults: 2,500 req/s for 3 minutes in 10 s windows, the repository alone', () => {
@@ -111,6 +111,9 @@ describe('PostgreSQL process roles', () => {
   it('reads utime + stime after the command, whatever the command holds', () => {
     const stat = '123 (postgres: a) b) S 1 123 123 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 1000 0 0';
     assert.equal(cpuSecondsOfStat(stat), 3);
+  });
+  it('a process that is not there reads as not measured, not as zeros', () => {
+    assert.equal(readPgRoleCpu(2 ** 22 + 12345), null);
   });
   it('CPU per request by role', () => {
     const zero = { backends: 0, walwriter: 0, checkpointer: 0, bgwriter: 0, autovacuum: 0, postmaster: 0, other: 0 } satisfies PgRoleCpu;

@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { StackClient } from '../../stack/client';
-import { benchStack, claimHome, markdownTable, readMachineCpu, repoSources, stepRecord, textTable, variantEnv, type StepRecord } from './bench';
+import { UsageError, benchStack, claimHome, numberOption, markdownTable, readMachineCpu, repoSources, stepRecord, textTable, variantEnv, type StepRecord } from './bench';
 import { findExperiment, variantsOf, type Variant } from './bench-variants';
 import { spread, type Spread } from '../capacity/capacity-rules';
 import { pgQueries } from '../lib/database';
@@ -58,7 +58,6 @@ export const USAGE = `usage: npm run ageing -- [options]
   --port-base P     the stacks' HTTP port; PostgreSQL's is P + 30000 (default ${DEFAULT_AGEING.portBase})
   --out DIR         reports root: writes DIR/ageing/ (default reports)`;
 
-export class UsageError extends Error {}
 
 export function parseAgeingArgs(argv: string[]): AgeingOptions {
   let parsed;
@@ -85,12 +84,7 @@ export function parseAgeingArgs(argv: string[]): AgeingOptions {
   }
   const v = parsed.values;
   if (v.help) throw new UsageError('');
-  const number = (name: string, raw: string | undefined, fallback: number, min: number, integer: boolean): number => {
-    if (raw === undefined) return fallback;
-    const x = Number(raw);
-    if (!Number.isFinite(x) || x < min || (integer && !Number.isInteger(x))) throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${raw}`);
-    return x;
-  };
+  const number = numberOption;
   const o: AgeingOptions = {
     rate: number('rate', v.rate, DEFAULT_AGEING.rate, 1, false),
     seconds: number('seconds', v.seconds, DEFAULT_AGEING.seconds, 1, false),
@@ -202,7 +196,10 @@ export interface AgeingWindow extends StepRecord {
   dbRoles: PgRoleCpu | null;
 }
 
-/** Requests that reached the database: 200, or 422 (a refused debit or an invalid body). */
+/**
+ * Requests that reached the database: 200, or 422. The load's bodies are all valid, so its 422s
+ * are debits the database refused; an invalid body would be refused by the API alone.
+ */
 export const servedCount = (statuses: Record<string, number>): number => (statuses['200'] ?? 0) + (statuses['422'] ?? 0);
 
 export interface AgeingMeasurement {
@@ -323,7 +320,7 @@ export function rolesText(r: PgRoleCpu): string {
 }
 
 export function summaryTable(rows: AgeingSummaryRow[]): string[][] {
-  const header = ['variant', 'runs', `ageing ratio (≤ ${AGEING_LIMIT})`, 'trend (last third / first third)', 'db CPU ms/request, median of windows', 'p99 ms, median of windows', 'errors', 'db CPU vs repository', 'p99 vs repository'];
+  const header = ['variant', 'runs', `ageing ratio (≤ ${AGEING_LIMIT})`, 'trend (last third / first third)', 'db CPU ms per served request, median of windows', 'p99 ms, median of windows', 'errors', 'db CPU vs repository', 'p99 vs repository'];
   return [
     header,
     ...rows.map((r) => [
@@ -371,15 +368,24 @@ async function measureAgeing(o: AgeingOptions, stack: StackClient, round: number
   let t = 0;
   for (let i = 0; i < count; i++) {
     const cpu0 = readMachineCpu();
-    const roles0 = postmaster ? readPgRoleCpu(postmaster) : undefined;
+    const roles0 = postmaster ? readPgRoleCpu(postmaster) : null;
     const m = await measuredStep(state, { port: stack.httpPort, ratePerS: o.rate, durationS: o.windowS, seed: o.seed * 1000 + round * 100 + i });
     const cpu1 = readMachineCpu();
     const served = servedCount(m.statuses);
-    const roles = roles0 && postmaster ? roleMsPerRequest(roles0, readPgRoleCpu(postmaster), served) : null;
+    const roles1 = roles0 && postmaster ? readPgRoleCpu(postmaster) : null;
+    const roles = roles0 && roles1 ? roleMsPerRequest(roles0, roles1, served) : null;
     t += m.wallS;
-    const after = dbReading(await pgQueries(state.database, DB_READING_QUERIES));
+    let after: DbReading;
+    try {
+      after = dbReading(await pgQueries(state.database, DB_READING_QUERIES));
+    } catch (err) {
+      // Keep what was measured: the windows so far still say how the stack aged.
+      log(`${prefix} the database's statistics could not be read after ${Math.round(t)} s (${(err as Error).message}); stopping this measurement`);
+      break;
+    }
     const busy = cpu0 && cpu1 && m.wallS > 0 ? (cpu1.busy - cpu0.busy) / m.wallS : null;
     const record = stepRecord(round, variant, m, busy);
+    // From the step's db ms per response (rounded to 0.001 ms: well under the windows' noise).
     const dbMsPerServed = record.cpuMsPerRequest && served > 0 ? Math.round(((record.cpuMsPerRequest.db * m.completed) / served) * 1000) / 1000 : null;
     const w: AgeingWindow = { ...record, t, db: dbWindow(before, after), dbMsPerServed, dbRoles: roles };
     windows.push(w);
@@ -454,6 +460,14 @@ async function runAgeing(o: AgeingOptions, log: (line: string) => void = console
   return { report, json };
 }
 
+const AGEING_LEGEND =
+  'Legend: PostgreSQL\'s CPU is per served request (answered 200 or 422; 503s never reach it). ' +
+  '"ledger read/scan": index entries read per scan of each ledger index in the window (10 when the statement\'s plan is the LIMITed range scan). ' +
+  '"accounts pages": heap + indexes of the accounts table. "HOT": share of the window\'s updates of accounts that were heap-only. ' +
+  '"dead": dead row versions in accounts at the window\'s end (a level, not a count per window). ' +
+  '"autovacuum": v = autovacuum, a = autoanalyze of accounts finished in the window. ' +
+  '"lag": INVALID when the generator sent late (p99 > 10 ms or max > 100 ms); such windows are kept, and counted in the summary.';
+
 function renderAgeingMarkdown(r: AgeingReport): string {
   const lines = [
     `# Ageing: ${r.variants.map((v) => v.name).join(' vs ')}`,
@@ -461,6 +475,8 @@ function renderAgeingMarkdown(r: AgeingReport): string {
     `${r.startedAt} to ${r.finishedAt}, commit ${r.git.commit}${r.git.dirty ? ' (dirty)' : ''}, ${r.machine.cpus} × ${r.machine.model}.`,
     '',
     `Command: \`${r.command}\``,
+    '',
+    AGEING_LEGEND,
     '',
     markdownTable(summaryTable(r.summary)),
     '',

@@ -166,8 +166,8 @@ export const describeSplit = (s: Split): string => `db ${s.db} / api ${s.api1}+$
 /**
  * CPU ms per request of each component on the repository's configuration at 2500 req/s, after
  * the statement's plan was fixed: medians over the windows of npm run ageing -- --compare ledger
- * --variants before --rounds 3 (2026-12-06, commit 0251f91, Intel Xeon host; reports/ageing/,
- * not committed). The plan fix took the database from 0.2 to about 0.15 ms, so the APIs, at
+ * --variants before --rounds 3 (2026-12-06, commit 0251f91, Intel Xeon host; record
+ * reports/curated/ageing-2026-12-06/ledger-2026-12-06T03-49-38.json). The plan fix took the database from 0.2 to about 0.15 ms, so the APIs, at
  * 0.25 CPU each, became the first component to run out. Every bench report carries the same
  * numbers for its own baseline (suggestedSplit), so this can be brought up to date from any run.
  * Earlier values: db 0.2, APIs 0.14, nginx 0.09 at 2000 req/s (2026-12-04, AMD EPYC host), which

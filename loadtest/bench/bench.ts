@@ -97,6 +97,14 @@ export const USAGE = `usage: npm run bench -- <experiment>... | all | --list [op
 
 export class UsageError extends Error {}
 
+/** A numeric option: its fallback when absent, else a finite number >= min (an integer if asked). */
+export function numberOption(name: string, raw: string | undefined, fallback: number, min: number, integer: boolean): number {
+  if (raw === undefined) return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${raw}`);
+  return v;
+}
+
 export function parseBenchArgs(argv: string[]): BenchOptions | 'list' {
   let parsed;
   try {
@@ -128,12 +136,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'list' {
     if (!e) throw new UsageError(`unknown experiment ${JSON.stringify(name)}; known: ${EXPERIMENTS.map((x) => x.name).join(', ')}`);
     return e;
   });
-  const number = (name: string, raw: string | undefined, fallback: number, min: number, integer: boolean): number => {
-    if (raw === undefined) return fallback;
-    const v = Number(raw);
-    if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${raw}`);
-    return v;
-  };
+  const number = numberOption;
   let rates: number[];
   try {
     rates = values.rates === undefined ? DEFAULTS.rates : parseSteps(values.rates);

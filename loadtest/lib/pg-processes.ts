@@ -41,15 +41,18 @@ function readText(file: string): string | undefined {
 }
 
 /**
- * CPU so far of the postmaster and of each of its live children, by role. A backend that
+ * CPU so far of the postmaster and of each of its live children, by role (null: not readable
+ * here). A backend that
  * exited between two readings takes its CPU with it, so compare readings of a stack whose
  * connections live as long as the measurement (the APIs' pools do).
  */
-export function readPgRoleCpu(postmasterPid: number): PgRoleCpu {
+export function readPgRoleCpu(postmasterPid: number): PgRoleCpu | null {
   const cpu = Object.fromEntries(PG_ROLES.map((r) => [r, 0])) as PgRoleCpu;
   const own = readText(`/proc/${postmasterPid}/stat`);
-  if (own) cpu.postmaster = cpuSecondsOfStat(own);
-  const children = readText(`/proc/${postmasterPid}/task/${postmasterPid}/children`) ?? '';
+  // Without the children list (a kernel without CONFIG_PROC_CHILDREN) there is nothing to split.
+  const children = readText(`/proc/${postmasterPid}/task/${postmasterPid}/children`);
+  if (own === undefined || children === undefined) return null;
+  cpu.postmaster = cpuSecondsOfStat(own);
   for (const pid of children.split(/\s+/).filter(Boolean)) {
     const stat = readText(`/proc/${pid}/stat`);
     const title = readText(`/proc/${pid}/cmdline`)?.replace(/\0+$/, '').replace(/\0/g, ' ');

@@ -261,7 +261,7 @@ ${s.verdict.reasons.length ? `<div class="reasons">${s.verdict.reasons.map(esc).
 ${charts(s)}
 <h2>Requests (Gatling-style; times in ms)</h2>
 ${htmlTable(rows, { totalLast: true })}
-<div class="row"><div><h2>Response time distribution</h2>${distTable}</div><div><h2>Contest payout (§4)</h2>${payoutTable}</div><div><h2>Status codes</h2>${statusTable}</div></div>
+<div class="row"><div><h2>Response time distribution</h2>${distTable}</div><div><h2>Contest payout (docs/contest.md)</h2>${payoutTable}</div><div><h2>Status codes</h2>${statusTable}</div></div>
 <h2>Errors</h2>
 ${errorsTable}
 <h2>Validation phases</h2>

@@ -302,8 +302,9 @@ export class Recorder {
   }
 
   /**
-   * Latency of the requests started in seconds [fromS, toS) of the run, from the per-second
-   * histograms (2 significant digits): the official profile's ramp and plateau apart.
+   * Latency of the requests started in whole seconds [fromS, toS) of the run, from the
+   * per-second histograms (2 significant digits): the official profile's ramp and plateau apart.
+   * Adjacent spans must share a whole-second bound, or the second between them counts twice.
    */
   latencyBetween(fromS: number, toS: number): WindowLatency {
     const h = newHistogram(2);

@@ -214,7 +214,7 @@ export function formatSummary(s: RunSummary): string {
     g('event-loop delay p99 / max', `${fmtMs(s.lag.eventLoopDelayP99Ms)} / ${fmtMs(s.lag.eventLoopDelayMaxMs)} ms`),
     g('generator CPU', `${s.lag.generatorCpuSeconds.toFixed(1)} s (${((s.lag.generatorCpuSeconds / s.durationSeconds) * 100).toFixed(0)}% of one core)`),
     g('load average at start / end', `${s.machine.loadAverageStart.map((x) => x.toFixed(2)).join(' ')} / ${s.machine.loadAverageEnd.map((x) => x.toFixed(2)).join(' ')} (${s.machine.cpus} cpus)`),
-    section('Contest payout (§4)'),
+    section('Contest payout (docs/contest.md)'),
     g(`OK and < ${LOWER_BOUND_MS} ms, share of all requests`, `${fmtInt(t.under250)} / ${fmtInt(t.count)} = ${s.payout.pct.toFixed(2)}%`),
     g('SLA penalty max(0, (98 - pct) x 1000)', fmtUsd(s.payout.slaPenalty)),
     g('consistency penalty 803.01 x failures', `${s.payout.consistencyFailures} x 803.01 = ${fmtUsd(s.payout.consistencyPenalty)}`),

@@ -269,8 +269,9 @@ async function warmUp(target: Target, attempts: number): Promise<string> {
 
 /** The ramp from the run's start to the plateau's, and the plateau to the run's end. */
 function stagesOf(recorder: Recorder, loadStartS: number, endS: number, profile: Pick<Profile, 'rampSeconds'>): NonNullable<RunSummary['stages']> {
-  const plateauS = loadStartS + profile.rampSeconds;
-  return { ramp: recorder.latencyBetween(0, plateauS), plateau: recorder.latencyBetween(plateauS, endS) };
+  // Whole seconds, so the boundary second is counted once (the recorder keeps a histogram per second).
+  const plateauS = Math.round(loadStartS + profile.rampSeconds);
+  return { ramp: recorder.latencyBetween(0, plateauS), plateau: recorder.latencyBetween(plateauS, Math.ceil(endS)) };
 }
 
 async function ledgerCount(conninfo: string): Promise<{ entries: number; nonZeroBalances: number }> {
