@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { StackClient } from '../../stack/client';
-import { UsageError, benchStack, claimHome, numberOption, markdownTable, readMachineCpu, repoSources, stepRecord, textTable, variantEnv, type StepRecord } from './bench';
+import { UsageError, benchStack, claimHome, numberOption, prepareRunDir, markdownTable, readMachineCpu, repoSources, stepRecord, textTable, variantEnv, type StepRecord } from './bench';
 import { findExperiment, variantsOf, type Variant } from './bench-variants';
 import { spread, type Spread } from '../capacity/capacity-rules';
 import { pgQueries } from '../lib/database';
@@ -400,14 +400,7 @@ async function runAgeing(o: AgeingOptions, log: (line: string) => void = console
   const experiment = o.compare === undefined ? undefined : findExperiment(o.compare);
   const variants = experiment ? variantsOf(experiment, repoSources()).filter((v) => v.baseline || !o.variants || o.variants.includes(v.name)) : [REPOSITORY];
   const name = experiment?.name ?? 'repository';
-  const id = `${name}-${started.toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-')}`;
-  const dir = path.join(o.out, 'ageing');
-  const filesDir = path.join(dir, id);
-  fs.mkdirSync(dir, { recursive: true });
-  if (variants.some((v) => v.files.length > 0)) {
-    fs.mkdirSync(filesDir, { recursive: true });
-    for (const v of variants) for (const f of v.files) fs.writeFileSync(path.join(filesDir, f.name), f.text);
-  }
+  const { id, dir, filesDir } = prepareRunDir(path.join(o.out, 'ageing'), name, started, variants);
   const minutes = (o.rounds * variants.length * (o.seconds + 10)) / 60;
   log(`[ageing] ${variants.map((v) => v.name).join(' vs ')}: ${o.rate} req/s for ${o.seconds} s on a fresh stack, ${o.windowS} s windows, ${o.rounds} round(s); about ${Math.ceil(minutes)} min`);
   const measurements: AgeingMeasurement[] = [];

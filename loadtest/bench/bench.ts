@@ -454,6 +454,21 @@ export function repoSources(): Sources {
 
 const timestamp = (d: Date): string => d.toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-');
 
+/**
+ * A run's report id (<name>-<timestamp>) under `dir`, and the variants' generated files (an
+ * nginx.conf, a compose file) written to the directory of that id, where variantEnv points.
+ */
+export function prepareRunDir(dir: string, name: string, started: Date, variants: readonly Variant[]): { id: string; dir: string; filesDir: string } {
+  const id = `${name}-${timestamp(started)}`;
+  const filesDir = path.join(dir, id);
+  fs.mkdirSync(dir, { recursive: true });
+  if (variants.some((v) => v.files.length > 0)) {
+    fs.mkdirSync(filesDir, { recursive: true });
+    for (const v of variants) for (const f of v.files) fs.writeFileSync(path.join(filesDir, f.name), f.text);
+  }
+  return { id, dir, filesDir };
+}
+
 function stepLine(prefix: string, s: StepRecord): string {
   const cpu = s.cpuMsPerRequest ? `cpu/req db ${s.cpuMsPerRequest.db.toFixed(2)} api ${s.cpuMsPerRequest.api.toFixed(2)} nginx ${s.cpuMsPerRequest.nginx.toFixed(2)} = ${s.cpuMsPerRequest.total.toFixed(2)} ms` : 'cpu not measured';
   const lag = s.lagValid ? `lag p99 ${s.lagP99Ms.toFixed(1)}` : `LAG INVALID (${s.lagReasons.join('; ')})`;
@@ -494,14 +509,7 @@ export async function runExperiment(experiment: Experiment, o: BenchOptions, log
   const t0 = performance.now();
   const variants = variantsOf(experiment, repoSources());
   const seconds = o.seconds ?? planSeconds(variants.length, o.rounds, o.rates.length, o.warmupS, o.budgetS);
-  const id = `${experiment.name}-${timestamp(started)}`;
-  const dir = path.join(o.out, 'bench');
-  const filesDir = path.join(dir, id);
-  fs.mkdirSync(dir, { recursive: true });
-  if (variants.some((v) => v.files.length > 0)) {
-    fs.mkdirSync(filesDir, { recursive: true });
-    for (const v of variants) for (const f of v.files) fs.writeFileSync(path.join(filesDir, f.name), f.text);
-  }
+  const { id, dir, filesDir } = prepareRunDir(path.join(o.out, 'bench'), experiment.name, started, variants);
   const estimate = estimateSeconds(variants.length, o.rounds, o.rates.length, seconds, o.warmupS);
   log(`[${experiment.name}] ${experiment.title}: ${variants.map((v) => v.name).join(' vs ')}`);
   log(`[${experiment.name}] ${o.rounds} rounds x ${variants.length} variants, ${o.rates.join(' and ')} req/s for ${seconds} s each, fresh stack per measurement; about ${Math.round(estimate / 60)} min`);
