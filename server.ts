@@ -71,7 +71,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
     queryTimeoutMs: int('QUERY_TIMEOUT_MS', 2000, 100),
     drainMs: int('DRAIN_MS', 5000, 0),
     startupTimeoutMs: int('STARTUP_TIMEOUT_MS', 30000, 0),
-    warmUpRequests: int('WARM_UP_REQUESTS', 1000, 0),
+    warmUpRequests: int('WARM_UP_REQUESTS', 4000, 0),
   };
 }
 
@@ -699,9 +699,11 @@ export async function startPool(pool: Pool, timeoutMs: number, log: (message: st
  * The official test opens with a burst (25 concurrent debits) that would otherwise meet
  * interpreted code: node:http's parser and writer, our routing, parsing and pool. Before the real
  * socket exists, the same handler serves `count` requests (WARM_UP_REQUESTS) on a private
- * loopback port so V8 has optimised the whole path. None changes state: statements are reads,
- * and the POSTs are parsed to the end and refused (a descricao of 11 characters), so no
- * transaction can be applied whatever the database holds.
+ * loopback port so V8 has optimised the whole path, the accepted POST's included: the database
+ * call, its row and the status it maps to. None changes state. Statements are reads; half the
+ * POSTs are valid transactions for an account that cannot exist (the largest id; only the five
+ * seeded accounts do), which the procedure answers 'no_account' without writing; the other half
+ * are refused by validation (a descricao of 11 characters).
  */
 async function warmUp(handler: http.RequestListener, count: number): Promise<void> {
   if (count === 0) return;
@@ -709,16 +711,18 @@ async function warmUp(handler: http.RequestListener, count: number): Promise<voi
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-  const body = '{"valor": 1000, "tipo": "d", "descricao": "aquecimento"}';
+  const valid = { path: `/clientes/${MAX_INT4}/transacoes`, body: '{"valor": 1000, "tipo": "d", "descricao": "aquecer"}' };
+  const refused = { path: '/clientes/1/transacoes', body: '{"valor": 1000, "tipo": "d", "descricao": "aquecimento"}' };
   const one = (i: number): Promise<void> =>
     new Promise((resolve) => {
-      const post = i % 2 === 1;
-      const req = http.request({ host: '127.0.0.1', port, agent, method: post ? 'POST' : 'GET', path: post ? '/clientes/1/transacoes' : '/clientes/1/extrato', headers: post ? { 'content-type': 'application/json', 'content-length': body.length } : {} }, (res) => {
+      const post = i % 2 === 1 ? (i % 4 === 1 ? valid : refused) : undefined;
+      const headers = post ? { 'content-type': 'application/json', 'content-length': post.body.length } : {};
+      const req = http.request({ host: '127.0.0.1', port, agent, method: post ? 'POST' : 'GET', path: post ? post.path : '/clientes/1/extrato', headers }, (res) => {
         res.resume();
         res.on('end', resolve);
       });
       req.on('error', () => resolve());
-      req.end(post ? body : undefined);
+      req.end(post?.body);
     });
   // Four at a time, like a few of nginx's connections: the pool's queue is exercised too.
   let next = 0;

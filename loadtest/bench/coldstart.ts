@@ -1,6 +1,15 @@
 // npm run coldstart -- [--rounds N] [--seed N]
+// npm run coldstart -- --load [--rate R] [--seconds S] [--rounds N] [--seed N]
 //
-// What the official test's first second costs. It opens, at t = 0 on a stack that has served
+// Two checks of a stack that has served nothing yet.
+//
+// --load: readiness for full load. For each round, a fresh native stack (in the envelope) is hit,
+// the moment it reports ready, with R req/s (default 1,500) of the official mix for S seconds
+// (default 10), a new connection per request. A stack passes with p99 <= 10 ms, zero errors and
+// valid generator lag; the check passes when every round does. Each round prints its first
+// seconds one by one and what each component spent and was throttled during the step.
+//
+// Without --load: what the official test's first second costs. It opens, at t = 0 on a stack that has served
 // nothing, with 25 concurrent debits on client 1 (S1), then 25 concurrent credits (S3), each
 // on its own new connection. This starts a fresh native stack (in the envelope) and, as soon as
 // it reports ready, replays those two bursts ("cold"); then it serves 8 s of the official peak
@@ -17,8 +26,9 @@ import * as path from 'node:path';
 import { StackClient, portOffset } from '../../stack/client';
 import { median } from '../lib/stats';
 import { httpExchange, type Target } from '../lib/http';
-import { runStep } from '../lib/open-model';
-import { REPO } from '../lib/provenance';
+import { measuredStep, runStep, type MeasuredStep } from '../lib/open-model';
+import { judgeStep, type Judgement } from '../capacity/capacity-rules';
+import { REPO, machineInfo } from '../lib/provenance';
 import { OFFICIAL_MIX, concurrentTransaction, type RequestSpec } from '../lib/official-simulation';
 
 const BURST = 25;
@@ -87,11 +97,108 @@ async function measure(variant: Variant, seed: number): Promise<Measurement> {
 
 const fmt = (xs: number[]): string => `${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`;
 
+
+// ---------------------------------------------------------------------------------------------
+// --load: full load on a fresh stack
+// ---------------------------------------------------------------------------------------------
+
+/** One second of the step, by scheduled send time. */
+export interface SecondOfLoad {
+  second: number;
+  requests: number;
+  errors: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+/** Requests bucketed by the second of their scheduled send; p99 by rank over that second. */
+export function secondsOfLoad(outcomes: { scheduledS: number; ms: number; error: boolean }[]): SecondOfLoad[] {
+  const buckets: { ms: number[]; errors: number }[] = [];
+  for (const o of outcomes) {
+    const k = Math.max(0, Math.floor(o.scheduledS));
+    buckets[k] ??= { ms: [], errors: 0 };
+    buckets[k].ms.push(o.ms);
+    if (o.error) buckets[k].errors++;
+  }
+  return [...buckets].map((b, second) => {
+    const ms = (b?.ms ?? []).sort((x, y) => x - y);
+    return { second, requests: ms.length, errors: b?.errors ?? 0, p99Ms: ms.length ? ms[Math.ceil(ms.length * 0.99) - 1] : 0, maxMs: ms.length ? ms[ms.length - 1] : 0 };
+  });
+}
+
+export interface FreshLoad {
+  step: MeasuredStep;
+  judgement: Judgement;
+  seconds: SecondOfLoad[];
+  /** from `up` returning to the step's first send, ms */
+  startDelayMs: number;
+}
+
+async function freshLoad(rate: number, durationS: number, seed: number): Promise<FreshLoad> {
+  const offset = portOffset('coldstart-load', 900, 7);
+  const stack = new StackClient({ home: path.join(REPO, '.stack-chaos-coldstart-load'), httpPort: 29000 + offset, pgPort: 59000 + offset, env: { PG_SETTINGS: undefined } });
+  const state = await stack.up();
+  const ready = performance.now();
+  try {
+    const outcomes: { scheduledS: number; ms: number; error: boolean }[] = [];
+    let t0 = 0;
+    const step = await measuredStep(state, {
+      port: stack.httpPort,
+      ratePerS: rate,
+      durationS,
+      seed,
+      onStart: (t) => (t0 = t),
+      // 200 and 422 are answers; anything else (503, a reset, a timeout) is an error here
+      onOutcome: (_i, o) => outcomes.push({ scheduledS: (o.scheduledAt - t0) / 1000, ms: o.endAt - o.sentAt, error: o.status !== 200 && o.status !== 422 }),
+    });
+    return { step, judgement: judgeStep(step), seconds: secondsOfLoad(outcomes), startDelayMs: t0 - ready };
+  } finally {
+    stack.down();
+  }
+}
+
+function printFreshLoad(round: number, rounds: number, r: FreshLoad): void {
+  const s = r.step;
+  const bad = Object.entries(s.statuses).filter(([k]) => k !== '200' && k !== '422');
+  console.log(
+    `[stack ${round}/${rounds}] ${r.judgement.verdict.padEnd(7)} p50 ${s.latencyMs.p50.toFixed(2)} / p99 ${s.latencyMs.p99.toFixed(2)} / max ${s.latencyMs.max.toFixed(1)} ms, ` +
+      `${s.errors} error(s)${bad.length ? ` (${bad.map(([k, n]) => `${k} ×${n}`).join(', ')})` : ''}, lag p99 ${s.lagMs.p99.toFixed(1)} ms, generator ${s.generatorCpuUtil.toFixed(2)} cores, started ${r.startDelayMs.toFixed(0)} ms after ready`,
+  );
+  console.log(`  first seconds (p99 / max ms, errors): ${r.seconds.slice(0, 4).map((x) => `${x.second}s ${x.p99Ms.toFixed(1)} / ${x.maxMs.toFixed(0)}, ${x.errors}`).join(';  ')}`);
+  for (const c of s.components) {
+    const throttled = c.throttledPeriods === undefined ? '' : `, throttled ${c.throttledPeriods} periods (${((c.throttledSeconds ?? 0) * 1000).toFixed(0)} ms)`;
+    console.log(`  ${c.name.padEnd(6)} ${c.cpuUtil.toFixed(3)} cores (limit ${c.cpuLimit ?? '-'}), ${c.cpuMsPerRequest.toFixed(3)} ms/request${throttled}`);
+  }
+}
+
+async function mainLoad(rate: number, durationS: number, rounds: number, seed: number): Promise<void> {
+  console.log(`fresh stacks hit at once with ${rate} req/s for ${durationS} s; pass: p99 <= 10 ms, 0 errors, valid lag (host: ${machineInfo().model})`);
+  const results: FreshLoad[] = [];
+  for (let r = 1; r <= rounds; r++) {
+    const result = await freshLoad(rate, durationS, seed * 100 + r);
+    results.push(result);
+    printFreshLoad(r, rounds, result);
+  }
+  const passed = results.filter((x) => x.judgement.verdict === 'PASS').length;
+  const invalid = results.filter((x) => x.judgement.verdict === 'INVALID').length;
+  const p99s = results.map((x) => x.step.latencyMs.p99);
+  console.log(`\n${passed}/${rounds} fresh stacks passed${invalid ? ` (${invalid} INVALID: the generator fell behind)` : ''}; p99 median ${fmt(p99s)} ms`);
+  if (passed < rounds) process.exitCode = invalid + passed === rounds ? 3 : 1;
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seed: { type: 'string', default: '1' } } });
-  const rounds = Number(values.rounds);
+  const { values } = parseArgs({
+    options: { rounds: { type: 'string' }, seed: { type: 'string', default: '1' }, load: { type: 'boolean', default: false }, rate: { type: 'string', default: '1500' }, seconds: { type: 'string', default: '10' } },
+  });
+  const rounds = Number(values.rounds ?? (values.load ? 5 : 3));
   const seed = Number(values.seed);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
+  if (values.load) {
+    const rate = Number(values.rate);
+    const seconds = Number(values.seconds);
+    if (!(rate > 0) || !(seconds > 0)) throw new Error('--rate and --seconds must be positive numbers');
+    return mainLoad(rate, seconds, rounds, seed);
+  }
   const results: Measurement[] = [];
   for (let r = 1; r <= rounds; r++) {
     for (const v of VARIANTS) {

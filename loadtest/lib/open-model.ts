@@ -338,6 +338,9 @@ export interface ComponentStep {
   /** VmHWM of an API's process: peak during the step when it could be reset, else since start */
   peakRssBytes?: number;
   oomKills?: number;
+  /** CFS periods in which the cgroup used up its quota during the step, and the time it then waited */
+  throttledPeriods?: number;
+  throttledSeconds?: number;
 }
 
 export interface MeasuredStep extends StepResult {
@@ -369,6 +372,9 @@ export function componentSteps(before: Usage[], after: Usage[], seconds: number,
       memoryLimitBytes: u.memoryLimitBytes,
       peakRssBytes: u.peakRssBytes,
       oomKills: Math.max(0, u.oomKills - (b?.oomKills ?? 0)),
+      ...(u.throttledPeriods === undefined
+        ? {}
+        : { throttledPeriods: u.throttledPeriods - (b?.throttledPeriods ?? 0), throttledSeconds: Math.round(((u.throttledSeconds ?? 0) - (b?.throttledSeconds ?? 0)) * 1000) / 1000 }),
     };
   });
 }
