@@ -1,11 +1,13 @@
 // The open-model generator (loadtest/lib/open-model.ts): its pure parts (schedule, mix, request bytes,
 // response framing), its outcomes against small misbehaving servers, and a short step against a
-// real stack whose ledger must hold exactly the transactions the step saw acknowledged.
+// real stack whose ledger must hold exactly the transactions the step saw acknowledged; and the per-step
+// throttling and per-second readings that `npm run coldstart -- --load` prints.
 
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { describe, it } from 'node:test';
-import { arrivalCount, arrivalOffsetMs, mixSequence, prepareRequests, runStep } from '../loadtest/lib/open-model';
+import { arrivalCount, arrivalOffsetMs, componentSteps, mixSequence, prepareRequests, runStep } from '../loadtest/lib/open-model';
+import { secondsOfLoad } from '../loadtest/bench/coldstart';
 import { BODY_CHUNKED, BODY_UNTIL_CLOSE, formatRequest, isResponseComplete, parseResponseHead } from '../loadtest/lib/http';
 import { kindOf, medianOf, percentiles } from '../loadtest/bench/hops';
 import { seededRng, OFFICIAL_MIX, isOkStatus } from '../loadtest/lib/official-simulation';
@@ -253,5 +255,31 @@ describe('hops arithmetic', () => {
 
   it('credits and debits alternate, starting with a credit', () => {
     assert.deepEqual([0, 1, 2, 3].map(kindOf), ['c', 'd', 'c', 'd']);
+  });
+});
+
+describe('per-step and per-second readings', () => {
+  it('componentSteps gives the throttling of the step, not since start, and leaves it out where cgroups could not tell', () => {
+    const before = [{ name: 'api1', cpuSeconds: 10, peakMemoryBytes: 0, oomKills: 0, throttledPeriods: 25, throttledSeconds: 2.2 }, { name: 'db', cpuSeconds: 5, peakMemoryBytes: 0, oomKills: 0 }];
+    const after = [{ name: 'api1', cpuSeconds: 13, peakMemoryBytes: 0, oomKills: 0, throttledPeriods: 28, throttledSeconds: 2.2514 }, { name: 'db', cpuSeconds: 6, peakMemoryBytes: 0, oomKills: 0 }];
+    const [api, db] = componentSteps(before, after, 10, 1000);
+    assert.equal(api.throttledPeriods, 3);
+    assert.equal(api.throttledSeconds, 0.051);
+    assert.equal(api.cpuUtil, 0.3);
+    assert.equal(api.cpuMsPerRequest, 3);
+    assert.equal('throttledPeriods' in db, false);
+  });
+
+  it('secondsOfLoad buckets by scheduled second, with p99 by rank and errors per second', () => {
+    const outcomes = [
+      ...Array.from({ length: 100 }, (_, i) => ({ scheduledS: i / 100, ms: i + 1, error: i === 99 })),
+      { scheduledS: 2.5, ms: 7, error: false },
+      { scheduledS: -0.001, ms: 4, error: false }, // a send scheduled a hair before t0 counts in second 0
+    ];
+    const seconds = secondsOfLoad(outcomes);
+    assert.equal(seconds.length, 3);
+    assert.deepEqual(seconds[0], { second: 0, requests: 101, errors: 1, p99Ms: 99, maxMs: 100 });
+    assert.deepEqual(seconds[1], { second: 1, requests: 0, errors: 0, p99Ms: 0, maxMs: 0 });
+    assert.deepEqual(seconds[2], { second: 2, requests: 1, errors: 0, p99Ms: 7, maxMs: 7 });
   });
 });

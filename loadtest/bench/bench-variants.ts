@@ -300,6 +300,12 @@ export const EXPERIMENTS: readonly Experiment[] = [
     ],
   },
   {
+    name: 'hot-page',
+    title: "The accounts' heap page: how long its HOT chains grow",
+    compares: 'the default fillfactor (100, current) against fillfactor 10 on accounts, which makes every access to a page more than 10 % full prune it (loadtest/bench/variants/accounts-fillfactor.sql)',
+    variants: () => [current('fillfactor 100'), variant('fillfactor-10', 'loadtest/bench/variants/accounts-fillfactor.sql', { CREBITOS_SQL: 'loadtest/bench/variants/accounts-fillfactor.sql' })],
+  },
+  {
     name: 'statement',
     title: "How account_statement writes its body",
     compares: 'json_build_object (current) against text concatenation with to_json for descricao (loadtest/bench/variants/statement-as-text.sql)',

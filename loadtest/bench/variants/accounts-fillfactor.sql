@@ -1,0 +1,11 @@
+-- npm run bench -- hot-page / npm run ageing -- --compare hot-page (CREBITOS_SQL=<this file>,
+-- loaded after procedures.sql): the accounts table with fillfactor 10.
+--
+-- Every transaction updates one of five rows that share one heap page. Each update leaves the
+-- old version behind in a HOT chain, and reads walk the chain until opportunistic pruning
+-- removes it. PostgreSQL prunes a page when its free space falls below the larger of 10 % of the
+-- page and what the fillfactor reserves: at the default fillfactor (100) the page fills to 90 %
+-- first, about 200 dead versions of five rows (some 30 per account were seen), and at fillfactor
+-- 10 a page more than 10 % full is pruned at the next access, so chains stay a few versions long.
+-- The setting takes effect at once: pruning reads it from the relation's options.
+ALTER TABLE accounts SET (fillfactor = 10);
