@@ -14,6 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import * as vm from 'node:vm';
+import { K6_LOAD_START_S } from '../loadtest/lib/k6-results';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const SCRIPT = path.join(REPO, 'loadtest', 'official', 'rinha.k6.js');
@@ -550,6 +551,11 @@ describe('k6 options match the official profile', () => {
     }
   });
 
+  test('the load starts where loadtest/lib/k6-results.ts places it on the report\'s time axis', () => {
+    assert.equal(l.mod.FASES_MS.carga, K6_LOAD_START_S * 1000);
+    for (const name of LOAD_NAMES) assert.equal(durationNs(scenarios[name].startTime) / 1e6, K6_LOAD_START_S * 1000, name);
+  });
+
   test('global options: User-Agent, one connection set per iteration (Gatling user), thresholds', () => {
     assert.equal(opts.userAgent, USER_AGENT);
     assert.equal(opts.noVUConnectionReuse, true);
@@ -915,14 +921,14 @@ describe('totals and payout', () => {
     assert.match(text, /✓ sla_ok_abaixo_250ms: rate>=0\.98/);
   });
 
-  test('handleSummary writes summary.json/summary.txt/payout.json to K6_OUT_DIR (or timestamped files) and prints the payout', () => {
+  test('handleSummary writes k6-summary.json/k6-summary.txt/payout.json to K6_OUT_DIR (or timestamped files) and prints the payout', () => {
     const data = summary(59965, 1538, 2, 1);
     const withDir = loadScript({ K6_OUT_DIR: 'reports/run1/' }).mod.handleSummary(data);
-    assert.deepEqual(Object.keys(withDir).sort(), ['reports/run1/payout.json', 'reports/run1/summary.json', 'reports/run1/summary.txt', 'stdout']);
-    assert.deepEqual(JSON.parse(withDir['reports/run1/summary.json']), data);
+    assert.deepEqual(Object.keys(withDir).sort(), ['reports/run1/k6-summary.json', 'reports/run1/k6-summary.txt', 'reports/run1/payout.json', 'stdout']);
+    assert.deepEqual(JSON.parse(withDir['reports/run1/k6-summary.json']), data);
     assert.equal(JSON.parse(withDir['reports/run1/payout.json']).valorAReceber, 97090.97);
-    assert.equal(withDir.stdout, withDir['reports/run1/summary.txt'], 'the terminal and the file get the same text');
-    for (const text of [withDir.stdout, withDir['reports/run1/summary.txt']]) {
+    assert.equal(withDir.stdout, withDir['reports/run1/k6-summary.txt'], 'the terminal and the file get the same text');
+    for (const text of [withDir.stdout, withDir['reports/run1/k6-summary.txt']]) {
       assert.match(text, /multa SLA \(> 249ms\): USD 500\.00/);
       assert.match(text, /803\.01 × 3/);
       assert.match(text, /valor a receber: USD 97090\.97/);
@@ -931,6 +937,6 @@ describe('totals and payout', () => {
     const noDir = loadScript().mod.handleSummary(data);
     const files = Object.keys(noDir).filter((k) => k !== 'stdout');
     assert.equal(files.length, 3);
-    for (const f of files) assert.match(f, /^k6-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z-(summary\.json|summary\.txt|payout\.json)$/);
+    for (const f of files) assert.match(f, /^k6-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z-(k6-summary\.json|k6-summary\.txt|payout\.json)$/);
   });
 });

@@ -110,22 +110,23 @@ export const PERFIS = {
 export const PERFIL = __ENV.PROFILE === 'quick' ? 'quick' : 'full';
 
 /**
- * @param {number} pico
- * @returns {{ inicio: number, pico: number, preAllocatedVUs: number, maxVUs: number }}
+ * @param {'debitos' | 'creditos' | 'extratos'} exec
+ * @returns {{ exec: string, inicio: number, pico: number, preAllocatedVUs: number, maxVUs: number }}
  */
-function injecao(pico) {
+function injecao(exec) {
+  const pico = PERFIS[PERFIL].picos[exec];
   // preAllocatedVUs covers pico × 250 ms in flight (the SLA bound: Little's law, at a few ms per
   // request only 1-3 VUs are busy); maxVUs covers pico × 5 s, so an arrival is only dropped if the
   // API stalls for more than 5 s (Gatling's open model never drops a user). Unplanned VUs are only
   // created if needed.
-  return { inicio: 1, pico, preAllocatedVUs: Math.max(5, Math.ceil(pico / 4)), maxVUs: pico * 5 };
+  return { exec, inicio: 1, pico, preAllocatedVUs: Math.max(5, Math.ceil(pico / 4)), maxVUs: pico * 5 };
 }
 
 /** Load injection of the three load scenarios in this run's profile. */
 export const CARGA = {
-  debitos: { exec: 'debitos', ...injecao(PERFIS[PERFIL].picos.debitos) },
-  creditos: { exec: 'creditos', ...injecao(PERFIS[PERFIL].picos.creditos) },
-  extratos: { exec: 'extratos', ...injecao(PERFIS[PERFIL].picos.extratos) },
+  debitos: injecao('debitos'),
+  creditos: injecao('creditos'),
+  extratos: injecao('extratos'),
 };
 const RAMPA = `${PERFIS[PERFIL].rampaS}s`;
 const PLATO = `${PERFIS[PERFIL].platoS}s`;
@@ -1023,7 +1024,8 @@ export function resumoTexto(data) {
  */
 export function arquivosDeSaida(dir, carimbo) {
   const prefixo = dir ? `${dir.replace(/\/+$/, '')}/` : `k6-${carimbo}-`;
-  return { json: `${prefixo}summary.json`, texto: `${prefixo}summary.txt`, pagamento: `${prefixo}payout.json` };
+  // k6-summary.*, not summary.*: the harness writes its own summary.json beside them (npm run k6).
+  return { json: `${prefixo}k6-summary.json`, texto: `${prefixo}k6-summary.txt`, pagamento: `${prefixo}payout.json` };
 }
 
 /**
