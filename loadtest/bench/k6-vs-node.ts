@@ -255,7 +255,8 @@ async function main(o: Options): Promise<number> {
     claim.release();
   }
   const { text, markdown } = tableText(dir);
-  const command = `npm run k6-vs-node --${o.rounds !== 3 ? ` --rounds ${o.rounds}` : ''}${o.quick ? ' --quick' : ''}`;
+  const args = [...(o.rounds !== 3 ? ['--rounds', String(o.rounds)] : []), ...(o.quick ? ['--quick'] : [])];
+  const command = `npm run k6-vs-node${args.length ? ` -- ${args.join(' ')}` : ''}`;
   fs.writeFileSync(path.join(dir, 'k6-vs-node.md'), `# k6 against the Node generator\n\n\`${command}\`\n\n${markdown}`);
   console.log(`\n${text}\n\ntable: ${path.join(dir, 'k6-vs-node.md')}; reports: ${path.join(runsDir, 'index.html')}`);
   return failures > 0 ? 1 : 0;
