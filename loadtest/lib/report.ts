@@ -258,7 +258,11 @@ export function renderReport(s: RunSummary): string {
         : []),
       [
         `generator (${toolOf(s)})`,
-        `lag p50 ${fmtMs(s.lag.p50Ms)} / p99 ${fmtMs(s.lag.p99Ms)} / p99.9 ${fmtMs(s.lag.p999Ms)} / max ${fmtMs(s.lag.maxMs)} ms over ${fmtInt(s.lag.count)} arrivals (limits: p99 <= ${s.lag.limits.p99Ms} ms, max <= ${s.lag.limits.maxMs} ms): ${s.lag.valid ? 'valid' : `<b class="ko">INVALID</b> (${esc(s.lag.reasons.join('; '))})`}; event-loop delay p99 ${fmtMs(s.lag.eventLoopDelayP99Ms)} / max ${fmtMs(s.lag.eventLoopDelayMaxMs)} ms${s.lag.generatorCpuSeconds === undefined ? '' : `; generator CPU ${s.lag.generatorCpuSeconds.toFixed(1)} s (${((s.lag.generatorCpuSeconds / s.durationSeconds) * 100).toFixed(0)}% of one core)`}`,
+        `${
+          s.k6
+            ? `${s.lag.valid ? 'valid' : `<b class="ko">INVALID</b> (${esc(s.lag.reasons.join('; '))})`} (k6 reports no per-arrival lag)`
+            : `lag p50 ${fmtMs(s.lag.p50Ms)} / p99 ${fmtMs(s.lag.p99Ms)} / p99.9 ${fmtMs(s.lag.p999Ms)} / max ${fmtMs(s.lag.maxMs)} ms over ${fmtInt(s.lag.count)} arrivals (limits: p99 <= ${s.lag.limits.p99Ms} ms, max <= ${s.lag.limits.maxMs} ms): ${s.lag.valid ? 'valid' : `<b class="ko">INVALID</b> (${esc(s.lag.reasons.join('; '))})`}; event-loop delay p99 ${fmtMs(s.lag.eventLoopDelayP99Ms)} / max ${fmtMs(s.lag.eventLoopDelayMaxMs)} ms`
+        }${s.lag.generatorCpuSeconds === undefined ? '' : `; generator CPU ${s.lag.generatorCpuSeconds.toFixed(1)} s (${((s.lag.generatorCpuSeconds / s.durationSeconds) * 100).toFixed(0)}% of one core)`}`,
       ],
     ],
     { leftCols: [1] },
