@@ -1,9 +1,10 @@
 // Tests for loadtest/official/rinha.k6.js, the k6 port of the official Gatling simulation
-// (the official test and its judging: docs/contest.md). k6 is not installed here, so:
+// (the official test and its judging: docs/contest.md). They need no k6 (CI has none; the run under
+// a real k6 is test/integration/k6.test.ts):
 //  - the script is type-checked with `tsc -p loadtest/official/tsconfig.k6.json` (checkJs against @types/k6);
-//  - the script is evaluated in a node:vm sandbox with stub modules for k6, k6/http, k6/execution,
-//    k6/metrics and the jslib URL. The stubs record every request, check and metric sample, and a
-//    fake in-memory API answers the requests.
+//  - the script is evaluated in a node:vm sandbox with stub modules for k6, k6/http, k6/execution
+//    and k6/metrics, the only modules it may import (no remote module: it must run offline). The
+//    stubs record every request, check and metric sample, and a fake in-memory API answers the requests.
 // The official numbers are written out here, not imported from the script, so a drifting script fails.
 
 import { spawnSync } from 'node:child_process';
@@ -13,12 +14,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import * as vm from 'node:vm';
+import { K6_LOAD_START_S } from '../loadtest/lib/k6-results';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const SCRIPT = path.join(REPO, 'loadtest', 'official', 'rinha.k6.js');
 const TSCONFIG = path.join(REPO, 'loadtest', 'official', 'tsconfig.k6.json');
 const TSC = path.join(REPO, 'node_modules', '.bin', 'tsc');
-const JSLIB_SUMMARY = 'https://jslib.k6.io/k6-summary/0.0.2/index.js';
 
 // ---------------------------------------------------------------------------------------------
 // The official simulation, as numbers (RinhaBackendCrebitosSimulation.scala; docs/contest.md)
@@ -129,6 +130,7 @@ function loadScript(env: Record<string, string> = {}): Loaded {
     return {
       status: r.status,
       body: r.body,
+      error: (r as FakeResponse & { error?: string }).error ?? '',
       timings: { blocked: 0, connecting: 0, tls_handshaking: 0, duration: 1, ...r.timings },
       request: req,
     };
@@ -181,7 +183,6 @@ function loadScript(env: Record<string, string> = {}): Loaded {
     'k6/http': { ...httpStub, default: httpStub },
     'k6/execution': { ...exec, default: exec },
     'k6/metrics': { Counter: metricClass('counter'), Rate: metricClass('rate'), Trend: metricClass('trend'), Gauge: metricClass('gauge') },
-    [JSLIB_SUMMARY]: { textSummary: (_data: Any, opts: Any) => `[textSummary colors=${String(opts && opts.enableColors)}]` },
   };
   const context = vm.createContext({
     __ENV: env,
@@ -376,15 +377,13 @@ describe('k6 script type-checks against @types/k6', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'k6-tsc-'));
     try {
       fs.symlinkSync(path.join(REPO, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
-      fs.writeFileSync(path.join(dir, 'k6-jslib.d.ts'), fs.readFileSync(path.join(REPO, 'loadtest', 'official', 'k6-jslib.d.ts')));
       const good = [
         "import http from 'k6/http';",
-        "import { textSummary } from 'https://jslib.k6.io/k6-summary/0.0.2/index.js';",
         "/** @type {import('k6/options').Options} */",
         "export const options = { scenarios: { a: { executor: 'ramping-arrival-rate', stages: [{ duration: '1m', target: 1 }], preAllocatedVUs: 1 } } };",
         "export default function () { http.get('http://localhost:9999/'); }",
         '/** @param {object} data */',
-        'export function handleSummary(data) { return { stdout: textSummary(data, { indent: " " }) }; }',
+        'export function handleSummary(data) { return { stdout: JSON.stringify(data) }; }',
         '',
       ].join('\n');
       const bad = [
@@ -402,7 +401,7 @@ describe('k6 script type-checks against @types/k6', () => {
       fs.writeFileSync(path.join(dir, 'bad.js'), bad);
       const mk = (file: string) => {
         const p = path.join(dir, `tsconfig.${file}.json`);
-        fs.writeFileSync(p, JSON.stringify({ extends: TSCONFIG, files: [`${file}.js`, 'k6-jslib.d.ts'] }));
+        fs.writeFileSync(p, JSON.stringify({ extends: TSCONFIG, files: [`${file}.js`] }));
         return p;
       };
       const ok = runTsc(mk('good'));
@@ -428,7 +427,8 @@ describe('k6 options match the official profile', () => {
   const opts = JSON.parse(JSON.stringify(l.mod.options));
   const scenarios: Record<string, Any> = opts.scenarios;
 
-  test('the script evaluates with only k6, k6/http, k6/execution, k6/metrics and the summary jslib', () => {
+  test('the script evaluates with only k6, k6/http, k6/execution and k6/metrics, and imports nothing remote', () => {
+    assert.doesNotMatch(fs.readFileSync(SCRIPT, 'utf8'), /^import[^;]*'(https?:)?\/\//m, 'a remote import needs a network at run time');
     for (const name of ['options', 'handleSummary', ...PRE_PHASES.map((p) => p.exec), 'debitos', 'creditos', 'extratos']) {
       assert.ok(name in l.mod, `export ${name}`);
     }
@@ -488,6 +488,22 @@ describe('k6 options match the official profile', () => {
     }
   });
 
+  test('PROFILE=quick: time × 1/4, peak rates × 1/2, the validations unchanged: 4,965 / 2,490 / 240 + 123 = 7,818 (as npm run loadtest -- --quick)', () => {
+    const quick = loadScript({ PROFILE: 'quick' });
+    const q = JSON.parse(JSON.stringify(quick.mod.options.scenarios));
+    const expected: Record<LoadName, number> = { debitos: 4965, creditos: 2490, extratos: 240 };
+    for (const name of LOAD_NAMES) {
+      const off = OFFICIAL_LOAD[name];
+      assert.deepEqual(q[name].stages.slice(0, 2).map((st: Any) => [durationNs(st.duration) / 1e9, st.target]), [[off.rampSeconds / 4, off.peak / 2], [off.constantSeconds / 4, off.peak / 2]], name);
+      assert.equal(k6Arrivals(q[name]).length, expected[name], `${name} k6 iterations`);
+      assert.equal(gatlingUsersPerSecond(1, off.peak / 2, off.rampSeconds / 4, off.constantSeconds / 4).reduce((a, b) => a + b, 0), expected[name], `${name} Gatling users`);
+      assert.equal(k6Arrivals({ ...q[name], stages: q[name].stages.slice(0, 2) }).length, expected[name] - 1, `${name}: the tail stage is needed here too`);
+    }
+    for (const p of PRE_PHASES) assert.deepEqual(q[p.key], scenarios[p.key], `${p.key} is the same in both profiles`);
+    assert.equal(quick.mod.REQUISICOES_ESPERADAS, 7818);
+    assert.equal(loadScript({ PROFILE: 'anything else' }).mod.REQUISICOES_ESPERADAS, OFFICIAL_TOTAL);
+  });
+
   test('off-by-one explained: without the tail stage k6 would lose the last arrival (it lands on t = 240 s)', () => {
     for (const name of LOAD_NAMES) {
       const sc = scenarios[name];
@@ -533,6 +549,11 @@ describe('k6 options match the official profile', () => {
       const firstArrivalMs = t(name) + k6Arrivals(scenarios[name])[0] / 1e6;
       assert.ok(firstArrivalMs - s6 >= deadline.s6, `${name}: first arrival ${firstArrivalMs} ms vs S6 at ${s6} ms`);
     }
+  });
+
+  test('the load starts where loadtest/lib/k6-results.ts places it on the report\'s time axis', () => {
+    assert.equal(l.mod.FASES_MS.carga, K6_LOAD_START_S * 1000);
+    for (const name of LOAD_NAMES) assert.equal(durationNs(scenarios[name].startTime) / 1e6, K6_LOAD_START_S * 1000, name);
   });
 
   test('global options: User-Agent, one connection set per iteration (Gatling user), thresholds', () => {
@@ -783,6 +804,24 @@ describe('load scenarios', () => {
     assert.equal(l.metricSum('ConsistenciaSaldoLimite'), 0, 'first failure is the status: not penalised');
   });
 
+  test('each request leaves one gatling_response_time sample with its status, method and first failure (for k6-results.ts)', () => {
+    const l = loadScript();
+    const cases: [FakeResponse & { error?: string }, Record<string, string>][] = [
+      [{ status: 200, body: '{"limite": 1000, "saldo": -5}' }, { grupo: 'creditos', status: '200', metodo: 'POST' }],
+      [{ status: 422, body: '' }, { grupo: 'creditos', status: '422', metodo: 'POST', falha: 'status.find.is(200), but actually found 422' }],
+      [{ status: 200, body: '{"limite": 1000, "saldo": -1001}' }, { grupo: 'creditos', status: '200', metodo: 'POST', falha: 'jmesPath(saldo).find.validate(ConsistenciaSaldoLimite - Transação)' }],
+      [{ status: 0, body: '', error: 'dial: connection refused' }, { grupo: 'creditos', status: '0', metodo: 'POST', falha: 'dial: connection refused' }],
+    ];
+    for (const [res, tags] of cases) {
+      l.reset();
+      l.setResponder(() => res);
+      l.mod.creditos();
+      const samples = l.metrics.gatling_response_time.samples;
+      assert.equal(samples.length, 1, JSON.stringify(res));
+      assert.deepEqual({ ...samples[0].tags }, tags, JSON.stringify(res));
+    }
+  });
+
   test('SLA sample: OK and under 250 ms, counting connection time like Gatling', () => {
     const l = loadScript();
     const cases: [FakeResponse, number][] = [
@@ -855,15 +894,41 @@ describe('totals and payout', () => {
     assert.equal(broke.valorAReceber, 0);
   });
 
-  test('handleSummary writes summary.json/summary.txt/payout.json to K6_OUT_DIR (or timestamped files) and prints the payout', () => {
+  test('the text summary is written here: checks with each failing one, http_req_duration, counts, thresholds', () => {
+    const data = {
+      root_group: {
+        name: '',
+        checks: [{ name: 'débitos: status.find.in(200,422)', passes: 39658, fails: 2 }],
+        groups: [{ name: 'g', checks: [{ name: 'extratos: status.find.in(200,201,202,203,204,205,206,207,208,209,304)', passes: 1860, fails: 0 }], groups: [] }],
+      },
+      metrics: {
+        ...summary(61501, 2, 0, 0).metrics,
+        http_req_duration: { type: 'trend', values: { min: 0.31, avg: 1.2, med: 0.9, 'p(75)': 1.1, 'p(95)': 2.5, 'p(99)': 4.75, max: 30.1, count: 61503 } },
+        iterations: { type: 'counter', values: { count: 61385, rate: 250 } },
+        dropped_iterations: { type: 'counter', values: { count: 3, rate: 0 } },
+        gatling_ko: { type: 'counter', values: { count: 2, rate: 0 }, thresholds: { 'count==0': { ok: false } } },
+        checks: { type: 'rate', values: { rate: 0.99997, passes: 41518, fails: 2 }, thresholds: { 'rate==1.0': { ok: false } } },
+        sla_ok_abaixo_250ms: { type: 'rate', values: { rate: 1, passes: 61501, fails: 2 }, thresholds: { 'rate>=0.98': { ok: true } } },
+      },
+    };
+    const text: string = loadScript().mod.resumoTexto(data);
+    assert.match(text, /checks: 100\.00% passed \(41518 ✓, 2 ✗, 2 distinct checks\)/);
+    assert.match(text, /✗ débitos: status\.find\.in\(200,422\): 2 of 39660 failed/);
+    assert.doesNotMatch(text, /✗ extratos/, 'only failing checks are listed');
+    assert.match(text, /http_req_duration \(ms\): min 0\.31, avg 1\.20, p50 0\.90, p75 1\.10, p95 2\.50, p99 4\.75, max 30\.10/);
+    assert.match(text, /http_reqs: 61503 \(250\.0\/s\); iterations: 61385; dropped arrivals \(dropped_iterations\): 3; KO \(gatling_ko\): 2/);
+    assert.match(text, /✗ FAILED checks: rate==1\.0/);
+    assert.match(text, /✓ sla_ok_abaixo_250ms: rate>=0\.98/);
+  });
+
+  test('handleSummary writes k6-summary.json/k6-summary.txt/payout.json to K6_OUT_DIR (or timestamped files) and prints the payout', () => {
     const data = summary(59965, 1538, 2, 1);
     const withDir = loadScript({ K6_OUT_DIR: 'reports/run1/' }).mod.handleSummary(data);
-    assert.deepEqual(Object.keys(withDir).sort(), ['reports/run1/payout.json', 'reports/run1/summary.json', 'reports/run1/summary.txt', 'stdout']);
-    assert.deepEqual(JSON.parse(withDir['reports/run1/summary.json']), data);
+    assert.deepEqual(Object.keys(withDir).sort(), ['reports/run1/k6-summary.json', 'reports/run1/k6-summary.txt', 'reports/run1/payout.json', 'stdout']);
+    assert.deepEqual(JSON.parse(withDir['reports/run1/k6-summary.json']), data);
     assert.equal(JSON.parse(withDir['reports/run1/payout.json']).valorAReceber, 97090.97);
-    assert.match(withDir.stdout, /^\[textSummary colors=true\]/);
-    assert.match(withDir['reports/run1/summary.txt'], /^\[textSummary colors=false\]/);
-    for (const text of [withDir.stdout, withDir['reports/run1/summary.txt']]) {
+    assert.equal(withDir.stdout, withDir['reports/run1/k6-summary.txt'], 'the terminal and the file get the same text');
+    for (const text of [withDir.stdout, withDir['reports/run1/k6-summary.txt']]) {
       assert.match(text, /multa SLA \(> 249ms\): USD 500\.00/);
       assert.match(text, /803\.01 × 3/);
       assert.match(text, /valor a receber: USD 97090\.97/);
@@ -872,6 +937,6 @@ describe('totals and payout', () => {
     const noDir = loadScript().mod.handleSummary(data);
     const files = Object.keys(noDir).filter((k) => k !== 'stdout');
     assert.equal(files.length, 3);
-    for (const f of files) assert.match(f, /^k6-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z-(summary\.json|summary\.txt|payout\.json)$/);
+    for (const f of files) assert.match(f, /^k6-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z-(k6-summary\.json|k6-summary\.txt|payout\.json)$/);
   });
 });

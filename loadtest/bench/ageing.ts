@@ -21,7 +21,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { StackClient } from '../../stack/client';
-import { UsageError, benchStack, claimHome, numberOption, prepareRunDir, markdownTable, readMachineCpu, repoSources, stepRecord, textTable, variantEnv, type StepRecord } from './bench';
+import { benchStack, claimHome, prepareRunDir, markdownTable, readMachineCpu, repoSources, stepRecord, textTable, variantEnv, type StepRecord } from './bench';
+import { UsageError, numberOption, runCli } from '../lib/cli';
 import { findExperiment, variantsOf, type Variant } from './bench-variants';
 import { spread, type Spread } from '../capacity/capacity-rules';
 import { pgQueries } from '../lib/database';
@@ -500,28 +501,16 @@ function renderAgeingMarkdown(r: AgeingReport): string {
 }
 
 if (require.main === module) {
-  let o: AgeingOptions;
-  try {
-    o = parseAgeingArgs(process.argv.slice(2));
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    if (err.message) console.error(err.message);
-    console.error(USAGE);
-    process.exit(2);
-  }
   let current: StackClient | undefined;
-  const stop = (signal: string): void => {
-    console.error(`\n${signal}: stopping the stack`);
-    current?.downIfStarted();
-    process.exit(130);
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  runAgeing(o, console.log, (s) => (current = s))
-    .then(({ report }) => process.exit(report.failures.length > 0 ? 1 : 0))
-    .catch((err: Error) => {
-      current?.downIfStarted();
-      console.error(`ageing failed: ${err.stack ?? err.message}`);
-      process.exit(1);
-    });
+  runCli({
+    name: 'ageing failed',
+    usage: USAGE,
+    parse: parseAgeingArgs,
+    cleanup: () => current?.downIfStarted(),
+    crashStatus: 1,
+    run: async (o) => {
+      const { report } = await runAgeing(o, console.log, (s) => (current = s));
+      return report.failures.length > 0 ? 1 : 0;
+    },
+  });
 }

@@ -27,6 +27,7 @@ import { fraction, parseSteps, spread, type Spread } from '../capacity/capacity-
 import { DEFAULT_REPORTS_DIR, REPO, gitInfo, machineInfo } from '../lib/provenance';
 import { measuredStep, runStep, type MeasuredStep } from '../lib/open-model';
 import { LAG_LIMITS } from '../lib/stats';
+import { UsageError, numberOption, runCli } from '../lib/cli';
 
 
 // ---------------------------------------------------------------------------------------------
@@ -94,16 +95,6 @@ export const USAGE = `usage: npm run bench -- <experiment>... | all | --list [op
   --out DIR         reports root (default reports/): writes DIR/bench/<experiment>-<timestamp>.{json,md}
   --seed N          payload seed (default 1)
   --port-base N     the stack's HTTP port; PostgreSQL's is N+30000 (default ${DEFAULT_PORT_BASE})`;
-
-export class UsageError extends Error {}
-
-/** A numeric option: its fallback when absent, else a finite number >= min (an integer if asked). */
-export function numberOption(name: string, raw: string | undefined, fallback: number, min: number, integer: boolean): number {
-  if (raw === undefined) return fallback;
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${raw}`);
-  return v;
-}
 
 export function parseBenchArgs(argv: string[]): BenchOptions | 'list' {
   let parsed;
@@ -623,37 +614,24 @@ function listExperiments(): string {
 }
 
 if (require.main === module) {
-  let options: BenchOptions | 'list';
-  try {
-    options = parseBenchArgs(process.argv.slice(2));
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    if (err.message) console.error(err.message);
-    console.error(USAGE);
-    process.exit(2);
-  }
-  if (options === 'list') {
-    console.log(listExperiments());
-    process.exit(0);
-  }
-  const o = options;
-  const stop = (signal: string): void => {
-    console.error(`\n${signal}: stopping the stack`);
-    running?.downIfStarted();
-    process.exit(130);
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  (async () => {
-    const reports: BenchReport[] = [];
-    for (const e of o.experiments) reports.push((await runExperiment(e, o)).report);
-    if (reports.length > 1) {
-      console.log('\nAll experiments:\n');
-      for (const r of reports) console.log(`${formatReport(r)}\n`);
-    }
-  })().catch((err: Error) => {
-    running?.downIfStarted();
-    console.error(`bench failed: ${err.stack ?? err.message}`);
-    process.exit(1);
+  runCli<BenchOptions | 'list'>({
+    name: 'bench failed',
+    usage: USAGE,
+    parse: parseBenchArgs,
+    cleanup: () => running?.downIfStarted(),
+    crashStatus: 1,
+    run: async (o) => {
+      if (o === 'list') {
+        console.log(listExperiments());
+        return 0;
+      }
+      const reports: BenchReport[] = [];
+      for (const e of o.experiments) reports.push((await runExperiment(e, o)).report);
+      if (reports.length > 1) {
+        console.log('\nAll experiments:\n');
+        for (const r of reports) console.log(`${formatReport(r)}\n`);
+      }
+      return 0;
+    },
   });
 }

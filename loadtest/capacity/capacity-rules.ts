@@ -10,6 +10,7 @@ import { OFFICIAL_MIX } from '../lib/official-simulation';
 import type { ComponentStep, MeasuredStep } from '../lib/open-model';
 import { DEFAULT_REPORTS_DIR, type machineInfo } from '../lib/provenance';
 import { newHistogram, type LAG_LIMITS } from '../lib/stats';
+import { UsageError } from '../lib/cli';
 
 /** Stack variables a capacity run honours (for experiments) and records in its summary. */
 export const CONFIG_ENV = ['CREBITOS_COMPOSE', 'POOL_SIZE', 'PG_SETTINGS'] as const;
@@ -76,7 +77,7 @@ export const USAGE = `usage: npm run capacity -- [options]
   --soak-seconds S     before the steps, S seconds of unmeasured load on each stack (default 0: a fresh stack)
   --soak-rate R        the soak's rate, official mix (default ${DEFAULT_SOAK_RATE})`;
 
-export class UsageError extends Error {}
+export { UsageError };
 
 /** "500,1000,1500" or ranges "500..3000/500", mixed; sorted ascending, duplicates dropped. */
 export function parseSteps(text: string): number[] {

@@ -191,6 +191,20 @@ export function buildSchedule(profile: Profile): Schedule {
   return { times, groups, counts, total: all.length };
 }
 
+/** The simulation's phases as the reports name them; both generators (Node and k6) use these. */
+export function phaseNames(profile: Profile): Record<'s1' | 's2' | 's3' | 's4' | 's5' | 's6' | 'load', string> {
+  const total = buildSchedule(profile).total;
+  return {
+    s1: 'S1 25 concurrent debits on client 1 (status 200)',
+    s2: 'S2 client 1 balance = -25',
+    s3: 'S3 25 concurrent credits on client 1 (status 200)',
+    s4: 'S4 client 1 balance = 0',
+    s5: 'S5 validações: 5 clients x 14 requests (concurrent with the load)',
+    s6: 'S6 GET /clientes/6/extrato = 404',
+    load: `S7-S9 load: ${total.toLocaleString('en-US')} arrivals over ${loadSeconds(profile)} s, one connection each`,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Random data, as the simulation draws it
 // ---------------------------------------------------------------------------------------------

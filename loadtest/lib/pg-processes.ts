@@ -32,6 +32,16 @@ export function cpuSecondsOfStat(stat: string): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
 }
 
+/**
+ * cutime + cstime of a /proc/<pid>/stat line, in seconds (fields 16 and 17): the CPU of the
+ * process's children that have exited and been waited for. Read on this process before and after
+ * a child runs, the difference is that child's whole CPU, however short its life.
+ */
+export function waitedChildrenCpuSecondsOfStat(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / TICKS_PER_S;
+}
+
 function readText(file: string): string | undefined {
   try {
     return fs.readFileSync(file, 'utf8');

@@ -1,6 +1,9 @@
 // The HTML report of a run (self-contained: inline CSS and SVG, no script, no CDN) and the
-// reports index. `node dist/loadtest/lib/report.js [--out DIR] [--rerender]` rebuilds DIR/index.html
-// (default reports/) from every DIR/*/summary.json, and with --rerender each report.html too.
+// reports index, the same for the Node generator's runs and k6's.
+//   npm run report [-- --out DIR] [--rerender]   rebuilds DIR/index.html (default reports/) from
+//                                                every DIR/*/summary.json, and with --rerender each report.html too
+//   npm run report -- RUN_DIR...                 (re)builds a run directory's summary.json and report.html,
+//                                                a k6 run's from its samples (k6-results.ts), and its parent's index
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,7 +12,9 @@ import { esc, logHistogram, timeChart, type Bar } from './charts';
 import { DEFAULT_REPORTS_DIR } from './provenance';
 import { HIGHER_BOUND_MS, LOWER_BOUND_MS } from './official-simulation';
 import { distributionBucketBoundsMs } from './stats';
-import { fmtBytes, fmtInt, fmtMs, fmtPct, fmtUsd, latencyTable, usageCells, type RunSummary } from './summary';
+import { fmtBytes, fmtInt, fmtMs, fmtPct, fmtUsd, latencyTable, toolOf, usageCells, type RunSummary } from './summary';
+import { K6_SAMPLES_FILE, summarizeK6RunDir } from './k6-results';
+import { UsageError, runCli } from './cli';
 
 // ---------------------------------------------------------------------------------------------
 // One run
@@ -154,13 +159,17 @@ function charts(s: RunSummary): string {
   const card = (title: string, note: string, svg: string): string => `<div class="card"><h3>${esc(title)}</h3><p>${esc(note)}</p>${svg}</div>`;
   return `<div class="grid">
 ${card('Response time percentiles over time', 'All requests, by the second they started. Dashed red: the 250 ms SLA bound.', latency)}
-${card('Arrivals and responses per second', 'Open model: arrivals follow the schedule whatever the response times; started should sit on scheduled.', rates)}
+${card('Arrivals and responses per second', `Open model: arrivals follow the schedule whatever the response times; started should sit on scheduled.${toolOf(s) === 'k6' ? " Scheduled is the official (Gatling) schedule; k6's own trails it by at most one arrival a second." : ''}`, rates)}
 ${card('Status codes over time', 'Responses per second by status (stacked). 422 = debit over the limit (expected for ~1/3 of debits).', statuses)}
 ${card('Response time distribution', `All ${fmtInt(s.total.count)} requests in log-spaced buckets (10 per decade); KO in black.`, histogram)}
-${card('Generator lag over time', 'Actual minus scheduled start of each load arrival. Above the limits the run is INVALID.', lag)}
+${card('Generator lag over time', toolOf(s) === 'k6' ? `k6 reports no per-arrival lag (this chart stays empty); it dropped ${fmtInt(s.k6?.droppedIterations ?? 0)} arrival(s), and any dropped arrival makes the run INVALID.` : 'Actual minus scheduled start of each load arrival. Above the limits the run is INVALID.', lag)}
 ${card('Concurrency', 'Largest number of requests in flight during each second.', inflight)}
 </div>`;
 }
+
+/** The profile as people call it: `full` is the official test. */
+const profileLabel = (name: string): string => (name === 'full' ? 'official' : name);
+const toolLabel = (s: Pick<RunSummary, 'tool'>): string => (toolOf(s) === 'k6' ? 'k6' : 'Node');
 
 export function renderReport(s: RunSummary): string {
   const t = s.total;
@@ -175,7 +184,9 @@ export function renderReport(s: RunSummary): string {
     tile(`OK and < ${LOWER_BOUND_MS} ms`, `${under.toFixed(2)}%`, under >= 98 ? 'good' : 'bad'),
     tile('consistency failures', fmtInt(s.payout.consistencyFailures), s.payout.consistencyFailures === 0 ? 'good' : 'bad'),
     tile('payout', fmtUsd(s.payout.payout), s.payout.payout === 100000 ? 'good' : 'bad'),
-    tile('generator lag p99 / max', `${fmtMs(s.lag.p99Ms)} / ${fmtMs(s.lag.maxMs)} ms`, s.lag.valid ? 'good' : 'warn'),
+    toolOf(s) === 'k6'
+      ? tile('k6 dropped arrivals', fmtInt(s.k6?.droppedIterations ?? 0), s.lag.valid ? 'good' : 'warn')
+      : tile('generator lag p99 / max', `${fmtMs(s.lag.p99Ms)} / ${fmtMs(s.lag.maxMs)} ms`, s.lag.valid ? 'good' : 'warn'),
     tile('database audit', s.audit.status, auditState),
   ].join('');
 
@@ -237,9 +248,21 @@ export function renderReport(s: RunSummary): string {
       ['machine', `${m.cpus} CPUs, ${esc(m.model)}, ${fmtBytes(m.totalMemoryBytes)} RAM, ${esc(m.kernel)}, ${esc(m.platform)}`],
       ['node', esc(m.node)],
       ['load average', `${m.loadAverageStart.map((x) => x.toFixed(2)).join(' ')} at start, ${m.loadAverageEnd.map((x) => x.toFixed(2)).join(' ')} at the end`],
+      ...(s.k6
+        ? [
+            [
+              'k6',
+              `${esc(s.k6.version)}, exit status ${s.k6.exitCode ?? 'not recorded'}; dropped arrivals ${fmtInt(s.k6.droppedIterations)}; thresholds failed: ${s.k6.failedThresholds.length ? esc(s.k6.failedThresholds.join('; ')) : 'none'}; requests read from <code>${esc(s.k6.samplesFile)}</code> (start = sample time − response time)`,
+            ],
+          ]
+        : []),
       [
-        'generator',
-        `lag p50 ${fmtMs(s.lag.p50Ms)} / p99 ${fmtMs(s.lag.p99Ms)} / p99.9 ${fmtMs(s.lag.p999Ms)} / max ${fmtMs(s.lag.maxMs)} ms over ${fmtInt(s.lag.count)} arrivals (limits: p99 <= ${s.lag.limits.p99Ms} ms, max <= ${s.lag.limits.maxMs} ms): ${s.lag.valid ? 'valid' : `<b class="ko">INVALID</b> (${esc(s.lag.reasons.join('; '))})`}; event-loop delay p99 ${fmtMs(s.lag.eventLoopDelayP99Ms)} / max ${fmtMs(s.lag.eventLoopDelayMaxMs)} ms${s.lag.generatorCpuSeconds === undefined ? '' : `; generator CPU ${s.lag.generatorCpuSeconds.toFixed(1)} s (${((s.lag.generatorCpuSeconds / s.durationSeconds) * 100).toFixed(0)}% of one core)`}`,
+        `generator (${toolOf(s)})`,
+        `${
+          s.k6
+            ? `${s.lag.valid ? 'valid' : `<b class="ko">INVALID</b> (${esc(s.lag.reasons.join('; '))})`} (k6 reports no per-arrival lag)`
+            : `lag p50 ${fmtMs(s.lag.p50Ms)} / p99 ${fmtMs(s.lag.p99Ms)} / p99.9 ${fmtMs(s.lag.p999Ms)} / max ${fmtMs(s.lag.maxMs)} ms over ${fmtInt(s.lag.count)} arrivals (limits: p99 <= ${s.lag.limits.p99Ms} ms, max <= ${s.lag.limits.maxMs} ms): ${s.lag.valid ? 'valid' : `<b class="ko">INVALID</b> (${esc(s.lag.reasons.join('; '))})`}; event-loop delay p99 ${fmtMs(s.lag.eventLoopDelayP99Ms)} / max ${fmtMs(s.lag.eventLoopDelayMaxMs)} ms`
+        }${s.lag.generatorCpuSeconds === undefined ? '' : `; generator CPU ${s.lag.generatorCpuSeconds.toFixed(1)} s (${((s.lag.generatorCpuSeconds / s.durationSeconds) * 100).toFixed(0)}% of one core)`}`,
       ],
     ],
     { leftCols: [1] },
@@ -252,9 +275,9 @@ export function renderReport(s: RunSummary): string {
   ]);
 
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Crébitos load test ${esc(s.id)} (${esc(s.profile.name)}) ${verdictText}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Crébitos load test ${esc(s.id)} (${esc(profileLabel(s.profile.name))}, ${toolLabel(s)}) ${verdictText}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1"><style>${CSS}</style></head><body>
-<h1><span class="verdict ${verdictClass}">${verdictText}</span>Crébitos load test, ${esc(s.profile.name)} profile</h1>
+<h1><span class="verdict ${verdictClass}">${verdictText}</span>Crébitos load test, ${esc(profileLabel(s.profile.name))} profile, ${toolLabel(s)}</h1>
 <div class="sub">${esc(s.startedAt)} · ${esc(s.target.baseUrl)} · commit <code>${esc(s.git.commit)}</code>${s.git.dirty ? ' (dirty)' : ''} · ${m.cpus} CPUs · <a href="../index.html">all runs</a></div>
 ${s.verdict.reasons.length ? `<div class="reasons">${s.verdict.reasons.map(esc).join('<br>')}</div>` : ''}
 <div class="tiles">${tiles}</div>
@@ -272,7 +295,11 @@ ${audit}
 ${usage}
 <h2>Run</h2>
 ${info}
-<p class="muted">Generated by loadtest/official/official-test.ts. Response time = from the start of the request (a new TCP connection for each load request) to the end of the response body. Percentiles from HDR histograms (3 significant digits; per-second series with 2).</p>
+<p class="muted">${
+    toolOf(s) === 'k6'
+      ? "Requests sent by k6 running loadtest/official/rinha.k6.js, read from its --out json samples by loadtest/lib/k6-results.ts. Response time = Gatling's clock: k6's blocked + connecting + TLS + http_req_duration (a new TCP connection for each load request)."
+      : 'Requests sent by loadtest/official/official-test.ts. Response time = from the start of the request (a new TCP connection for each load request) to the end of the response body.'
+  } Percentiles from HDR histograms (3 significant digits; per-second series with 2).</p>
 </body></html>
 `;
 }
@@ -362,32 +389,40 @@ ${htmlTable([header, ...rows])}`;
 }
 
 export function renderIndex(entries: IndexEntry[], capacity: { dir: string; summary: CapacityIndexFields }[] = []): string {
+  const hrefOf = (dir: string): string => `${dir.split(path.sep).map(encodeURIComponent).join('/')}/report.html`;
+  const when = (s: RunSummary): string => s.startedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  const resultOf = (s: RunSummary): string =>
+    s.verdict.pass ? '<span class="ok">PASS</span>' : `<span class="ko" title="${esc(s.verdict.reasons.join('; '))}">${s.verdict.valid ? 'FAIL' : 'INVALID'}</span>`;
   const rows = entries.map(({ dir, summary: s }) => {
     const t = s.total;
-    const result = s.verdict.pass ? '<span class="ok">PASS</span>' : `<span class="ko" title="${esc(s.verdict.reasons.join('; '))}">FAIL</span>`;
-    const href = `${dir.split(path.sep).map(encodeURIComponent).join('/')}/report.html`;
     return [
-      `<a href="${href}">${esc(s.startedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))}</a>`,
+      `<a href="${hrefOf(dir)}">${esc(when(s))}</a>`,
       `<code>${esc(s.git.commit)}</code>${s.git.dirty ? '*' : ''}`,
-      esc(s.profile.name),
+      toolLabel(s),
+      esc(profileLabel(s.profile.name)),
+      resultOf(s),
       fmtInt(t.count),
       t.ko ? `<span class="ko">${fmtInt(t.ko)}</span>` : '0',
+      s.payout.consistencyFailures ? `<span class="ko">${s.payout.consistencyFailures}</span>` : '0',
+      fmtPct(t.under250, t.count),
       fmtMs(t.p50Ms),
       fmtMs(t.p99Ms),
       fmtMs(t.maxMs),
-      fmtPct(t.under250, t.count),
-      String(s.payout.consistencyFailures),
-      `${fmtMs(s.lag.p99Ms)} / ${fmtMs(s.lag.maxMs)}`,
-      s.lag.valid ? 'valid' : '<span class="ko">INVALID</span>',
+      toolOf(s) === 'k6' ? `dropped ${fmtInt(s.k6?.droppedIterations ?? 0)}` : `${fmtMs(s.lag.p99Ms)} / ${fmtMs(s.lag.maxMs)}`,
+      s.lag.generatorCpuSeconds === undefined ? '-' : (s.lag.generatorCpuSeconds / s.durationSeconds).toFixed(2),
       esc(s.audit.status),
-      result,
     ];
   });
-  const header = ['date (UTC)', 'commit', 'profile', 'requests', 'KO', 'p50 ms', 'p99 ms', 'max ms', `< ${LOWER_BOUND_MS} ms`, 'consistency', 'lag p99 / max ms', 'generator', 'audit', 'result'];
+  const header = ['date (UTC)', 'commit', 'tool', 'profile', 'verdict', 'requests', 'KO', 'inconsistencies', `OK &lt; ${LOWER_BOUND_MS} ms`, 'p50 ms', 'p99 ms', 'max ms', 'lag p99 / max ms (Node), dropped arrivals (k6)', 'generator cores', 'audit'];
+  const latest = entries[0];
+  const latestLine = latest
+    ? `<p><b>latest run</b>: <a href="${hrefOf(latest.dir)}">${esc(when(latest.summary))}</a>, ${toolLabel(latest.summary)}, ${esc(profileLabel(latest.summary.profile.name))} profile: ${resultOf(latest.summary)}, ${fmtInt(latest.summary.total.count)} requests, ${fmtInt(latest.summary.total.ko)} KO, p99 ${fmtMs(latest.summary.total.p99Ms)} ms, max ${fmtMs(latest.summary.total.maxMs)} ms</p>`
+    : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Crébitos load-test reports</title><style>${CSS}</style></head><body>
 <h1>Crébitos load-test reports</h1>
-<div class="sub">${entries.length} run(s), newest first. * = uncommitted changes. "&lt; 250 ms" is the share of all requests that were OK and under 250 ms (the contest's SLA metric).</div>
+${latestLine}
+<div class="sub">${entries.length} run(s), newest first, by either generator: the Node harness (npm run loadtest) or k6 (npm run k6). * = uncommitted changes. "OK &lt; 250 ms" is the share of all requests that were OK and under 250 ms (the contest's SLA metric); inconsistencies are the contest's penalised checks; generator cores = the load generator's own CPU over the run.</div>
 ${entries.length ? htmlTable([header, ...rows]) : '<p>No runs yet: npm run loadtest -- --quick</p>'}
 ${capacity.length ? capacityIndex(capacity) : ''}
 </body></html>
@@ -401,10 +436,8 @@ export function writeIndex(root: string): string {
   return file;
 }
 
-/** Writes <root>/<id>/summary.json and report.html, then regenerates <root>/index.html. */
-export function writeRunReport(summary: RunSummary, root: string): { dir: string; report: string; index: string } {
-  let dir = path.join(root, summary.id);
-  for (let n = 2; fs.existsSync(dir); n++) dir = path.join(root, `${summary.id}-${n}`);
+/** Writes summary.json and report.html in `dir` (made when missing), then regenerates <root>/index.html. */
+export function writeReportIn(dir: string, summary: RunSummary, root: string): { dir: string; report: string; index: string } {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'summary.json'), `${JSON.stringify(summary, null, 1)}\n`);
   const report = path.join(dir, 'report.html');
@@ -412,17 +445,71 @@ export function writeRunReport(summary: RunSummary, root: string): { dir: string
   return { dir, report, index: writeIndex(root) };
 }
 
-if (require.main === module) {
-  const { values } = parseArgs({ options: { out: { type: 'string' }, rerender: { type: 'boolean', default: false } } });
-  const root = path.resolve(values.out ?? DEFAULT_REPORTS_DIR);
-  if (values.rerender) {
-    for (const { dir, summary } of findRuns(root)) {
-      try {
-        fs.writeFileSync(path.join(root, dir, 'report.html'), renderReport(summary));
-      } catch (err) {
-        console.error(`${dir}: cannot re-render (${(err as Error).message}); left as it was`);
+/** A new directory for a run under `root`: <root>/<id>, or <id>-2, -3 … when taken. */
+export function newRunDir(root: string, id: string): string {
+  let dir = path.join(root, id);
+  for (let n = 2; fs.existsSync(dir); n++) dir = path.join(root, `${id}-${n}`);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** Writes <root>/<id>/summary.json and report.html, then regenerates <root>/index.html. */
+export function writeRunReport(summary: RunSummary, root: string): { dir: string; report: string; index: string } {
+  return writeReportIn(newRunDir(root, summary.id), summary, root);
+}
+
+const REPORT_USAGE = `usage: npm run report -- [--out DIR] [--rerender] [RUN_DIR...]
+  (no RUN_DIR)   rebuild DIR/index.html (default reports/) from every run's summary.json
+  --rerender     and re-render every run's report.html
+  RUN_DIR...     rebuild these runs' summary.json and report.html (a k6 run's from its ${K6_SAMPLES_FILE}, e.g. after
+                 k6 run --out json=RUN_DIR/${K6_SAMPLES_FILE} with K6_OUT_DIR=RUN_DIR), then their parent's index (or --out's)`;
+
+/** npm run report: the index, re-rendered reports, or run directories turned into reports. */
+async function reportCommand(o: { out?: string; rerender: boolean; runDirs: string[] }): Promise<number> {
+  const root = path.resolve(o.out ?? DEFAULT_REPORTS_DIR);
+  if (o.runDirs.length === 0) {
+    if (o.rerender) {
+      for (const { dir, summary } of findRuns(root)) {
+        try {
+          fs.writeFileSync(path.join(root, dir, 'report.html'), renderReport(summary));
+        } catch (err) {
+          console.error(`${dir}: cannot re-render (${(err as Error).message}); left as it was`);
+        }
       }
     }
+    console.log(writeIndex(root));
+    return 0;
   }
-  console.log(writeIndex(root));
+  let failed = 0;
+  for (const given of o.runDirs) {
+    const dir = path.resolve(given);
+    try {
+      const summary = fs.existsSync(path.join(dir, K6_SAMPLES_FILE)) ? await summarizeK6RunDir(dir) : (JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as RunSummary);
+      const written = writeReportIn(dir, summary, o.out === undefined ? path.dirname(dir) : root);
+      console.log(`${written.report} (${toolLabel(summary)}, ${summary.verdict.pass ? 'PASS' : `FAIL: ${summary.verdict.reasons.join('; ')}`})`);
+      console.log(`index: ${written.index}`);
+    } catch (err) {
+      failed++;
+      console.error(`${given}: ${(err as Error).message}`);
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+if (require.main === module) {
+  runCli({
+    name: 'report',
+    usage: REPORT_USAGE,
+    parse: (argv) => {
+      let parsed;
+      try {
+        parsed = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: 'string' }, rerender: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      if (parsed.values.help) throw new UsageError('');
+      return { out: parsed.values.out, rerender: parsed.values.rerender ?? false, runDirs: parsed.positionals };
+    },
+    run: reportCommand,
+  });
 }

@@ -1,8 +1,9 @@
-// The result of one load run (written as summary.json) and its Gatling-style text rendering.
+// The result of one load run (written as summary.json), built the same way whichever generator
+// sent the requests (the Node harness or k6), and its Gatling-style text rendering.
 
-import { GROUPS, LOWER_BOUND_MS, HIGHER_BOUND_MS, type Group, type Payout, type Profile } from './official-simulation';
+import { GROUPS, LOWER_BOUND_MS, HIGHER_BOUND_MS, VALIDATION_REQUESTS, buildSchedule, computePayout, type Group, type Payout, type Profile } from './official-simulation';
 import type { Usage } from '../../stack/cgroups';
-import { LAG_LIMITS, type LagStats, type LatencyStats, type TimelinePoint, type WindowLatency } from './stats';
+import { DISTRIBUTION_PER_DECADE, LAG_LIMITS, lagVerdict, type LagStats, type LatencyStats, type Recorder, type TimelinePoint, type WindowLatency } from './stats';
 
 export interface UsageRow {
   name: string;
@@ -67,8 +68,24 @@ export interface PhaseResult {
   ms: number;
 }
 
+/** What only a k6 run has: k6's own verdict and what the converter read (loadtest/lib/k6-results.ts). */
+export interface K6Facts {
+  version: string;
+  /** k6's exit status: 0, or 99 when a threshold failed */
+  exitCode: number | null;
+  /** arrivals k6 could not start (no free VU): Gatling's open model never drops one */
+  droppedIterations: number;
+  /** thresholds k6 reported failed, as "metric: rule" */
+  failedThresholds: string[];
+  /** the --out json file the requests were read from, relative to the run's directory */
+  samplesFile: string;
+}
+
 export interface RunSummary {
   version: 1;
+  /** the load generator; absent in summaries written before k6 runs had reports: node */
+  tool?: 'node' | 'k6';
+  k6?: K6Facts;
   id: string;
   startedAt: string;
   finishedAt: string;
@@ -83,7 +100,7 @@ export interface RunSummary {
   errors: { message: string; count: number; groups: Group[]; consistency: boolean }[];
   payout: Payout;
   phases: PhaseResult[];
-  lag: LagStats & { limits: typeof LAG_LIMITS; valid: boolean; reasons: string[]; eventLoopDelayP99Ms: number | null; eventLoopDelayMaxMs: number | null; generatorCpuSeconds: number };
+  lag: LagStats & { limits: typeof LAG_LIMITS; valid: boolean; reasons: string[]; eventLoopDelayP99Ms: number | null; eventLoopDelayMaxMs: number | null; generatorCpuSeconds?: number };
   timeline: { loadStartSecond: number; points: TimelinePoint[] };
   /**
    * The load's ramp and plateau apart (requests started in each, validations included): at the
@@ -209,10 +226,14 @@ export function formatSummary(s: RunSummary): string {
   for (const p of s.phases) lines.push(g(p.name, `at ${(p.atMs / 1000).toFixed(3)} s: ${p.requests} requests, ${p.ko} KO, ${p.ms.toFixed(0)} ms`));
   lines.push(
     section('Load generator'),
-    g('lag (actual - scheduled start) p50 / p99 / max', `${fmtMs(s.lag.p50Ms)} / ${fmtMs(s.lag.p99Ms)} / ${fmtMs(s.lag.maxMs)} ms over ${fmtInt(s.lag.count)} arrivals`),
-    g('limits', `p99 <= ${s.lag.limits.p99Ms} ms, max <= ${s.lag.limits.maxMs} ms: ${s.lag.valid ? 'VALID' : `INVALID (${s.lag.reasons.join('; ')})`}`),
-    g('event-loop delay p99 / max', `${fmtMs(s.lag.eventLoopDelayP99Ms)} / ${fmtMs(s.lag.eventLoopDelayMaxMs)} ms`),
-    g('generator CPU', `${s.lag.generatorCpuSeconds.toFixed(1)} s (${((s.lag.generatorCpuSeconds / s.durationSeconds) * 100).toFixed(0)}% of one core)`),
+    ...(s.k6
+      ? [g('k6 dropped arrivals (it has no per-arrival lag)', `${fmtInt(s.k6.droppedIterations)}: ${s.lag.valid ? 'VALID' : `INVALID (${s.lag.reasons.join('; ')})`}`)]
+      : [
+          g('lag (actual - scheduled start) p50 / p99 / max', `${fmtMs(s.lag.p50Ms)} / ${fmtMs(s.lag.p99Ms)} / ${fmtMs(s.lag.maxMs)} ms over ${fmtInt(s.lag.count)} arrivals`),
+          g('limits', `p99 <= ${s.lag.limits.p99Ms} ms, max <= ${s.lag.limits.maxMs} ms: ${s.lag.valid ? 'VALID' : `INVALID (${s.lag.reasons.join('; ')})`}`),
+          g('event-loop delay p99 / max', `${fmtMs(s.lag.eventLoopDelayP99Ms)} / ${fmtMs(s.lag.eventLoopDelayMaxMs)} ms`),
+        ]),
+    g(`generator CPU (${toolOf(s)})`, s.lag.generatorCpuSeconds === undefined ? 'not measured' : `${s.lag.generatorCpuSeconds.toFixed(1)} s (${((s.lag.generatorCpuSeconds / s.durationSeconds) * 100).toFixed(0)}% of one core)`),
     g('load average at start / end', `${s.machine.loadAverageStart.map((x) => x.toFixed(2)).join(' ')} / ${s.machine.loadAverageEnd.map((x) => x.toFixed(2)).join(' ')} (${s.machine.cpus} cpus)`),
     section('Contest payout (docs/contest.md)'),
     g(`OK and < ${LOWER_BOUND_MS} ms, share of all requests`, `${fmtInt(t.under250)} / ${fmtInt(t.count)} = ${s.payout.pct.toFixed(2)}%`),
@@ -258,4 +279,118 @@ export function verdictReasons(s: Pick<RunSummary, 'total' | 'payout' | 'audit' 
   for (const u of s.usage ?? []) if (u.oomKills) reasons.push(`${u.name} was OOM-killed ${u.oomKills} time(s)`);
   if (!s.lag.valid) reasons.push(`INVALID run: ${s.lag.reasons.join('; ')}`);
   return reasons;
+}
+
+/** The load generator of a run (summaries from before the field existed are Node's). */
+export const toolOf = (s: Pick<RunSummary, 'tool'>): 'node' | 'k6' => s.tool ?? 'node';
+
+// ---------------------------------------------------------------------------------------------
+// Building a summary from a run's recorded requests (either generator)
+// ---------------------------------------------------------------------------------------------
+
+/** What a generator knows about its run besides the requests it recorded. */
+export interface RunFacts {
+  tool: 'node' | 'k6';
+  startedAt: Date;
+  finishedAt: Date;
+  durationSeconds: number;
+  profile: Profile;
+  target: RunSummary['target'];
+  git: RunSummary['git'];
+  machine: RunSummary['machine'];
+  phases: PhaseResult[];
+  /** seconds from the run's start (S1) to the load's start; undefined when the load never started */
+  loadStartSecond: number | undefined;
+  generator: {
+    /** the generator's own CPU over the run (undefined: not measured) */
+    cpuSeconds: number | undefined;
+    eventLoopDelayP99Ms: number | null;
+    eventLoopDelayMaxMs: number | null;
+    /** further reasons the run is INVALID beyond the measured lag (k6: dropped arrivals) */
+    invalidReasons: string[];
+  };
+  audit: AuditResult;
+  usage: UsageRow[] | undefined;
+  k6?: K6Facts;
+}
+
+const isoId = (d: Date): string => d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+
+/** The ramp from the run's start to the plateau's, and the plateau to the run's end. */
+function stagesOf(recorder: Recorder, loadStartS: number, endS: number, profile: Pick<Profile, 'rampSeconds'>): NonNullable<RunSummary['stages']> {
+  // Whole seconds, so the boundary second is counted once (the recorder keeps a histogram per second).
+  const plateauS = Math.round(loadStartS + profile.rampSeconds);
+  return { ramp: recorder.latencyBetween(0, plateauS), plateau: recorder.latencyBetween(plateauS, Math.ceil(endS)) };
+}
+
+/**
+ * The summary of a finished run from the recorder that saw every request, and its verdict. The
+ * official schedule's arrivals are added to the recorder's per-second counts here, for the charts.
+ */
+export function buildRunSummary(recorder: Recorder, f: RunFacts): RunSummary {
+  const schedule = buildSchedule(f.profile);
+  if (f.loadStartSecond !== undefined) for (let i = 0; i < schedule.total; i++) recorder.schedule((f.loadStartSecond + schedule.times[i]) * 1000);
+  const total = { ...recorder.total.stats(), requestsPerSecond: recorder.total.count / f.durationSeconds };
+  const lag = recorder.lagStats();
+  const lagCheck = lagVerdict(lag);
+  const invalidReasons = [...lagCheck.reasons, ...f.generator.invalidReasons];
+  const summary: RunSummary = {
+    version: 1,
+    tool: f.tool,
+    ...(f.k6 ? { k6: f.k6 } : {}),
+    id: isoId(f.startedAt),
+    startedAt: f.startedAt.toISOString(),
+    finishedAt: f.finishedAt.toISOString(),
+    durationSeconds: f.durationSeconds,
+    profile: {
+      name: f.profile.name,
+      description: f.profile.description,
+      rampSeconds: f.profile.rampSeconds,
+      constantSeconds: f.profile.constantSeconds,
+      scenarios: f.profile.scenarios,
+      expectedRequests: schedule.total + VALIDATION_REQUESTS,
+      loadRequests: schedule.counts,
+    },
+    target: f.target,
+    git: f.git,
+    machine: f.machine,
+    groups: recorder.groupStats(),
+    total,
+    statuses: Object.fromEntries([...recorder.statusCounts.entries()].sort()),
+    errors: recorder.errorList(),
+    payout: computePayout(total.count, total.under250, total.consistencyFailures),
+    phases: f.phases,
+    lag: {
+      ...lag,
+      limits: LAG_LIMITS,
+      valid: invalidReasons.length === 0,
+      reasons: invalidReasons,
+      eventLoopDelayP99Ms: f.generator.eventLoopDelayP99Ms,
+      eventLoopDelayMaxMs: f.generator.eventLoopDelayMaxMs,
+      generatorCpuSeconds: f.generator.cpuSeconds,
+    },
+    timeline: { loadStartSecond: f.loadStartSecond ?? 0, points: recorder.timeline() },
+    stages: f.loadStartSecond === undefined ? undefined : stagesOf(recorder, f.loadStartSecond, f.durationSeconds, f.profile),
+    distribution: { perDecade: DISTRIBUTION_PER_DECADE, ok: [...recorder.distribution], ko: [...recorder.distributionKo] },
+    audit: f.audit,
+    usage: f.usage,
+    verdict: { pass: false, valid: invalidReasons.length === 0, reasons: [] },
+  };
+  summary.verdict.reasons = verdictReasons(summary);
+  // k6's thresholds restate most of the above (checks, dropped arrivals); one failing on its own
+  // means something only k6 saw, e.g. a validation phase that overran its slot.
+  if (f.k6 && f.k6.failedThresholds.length > 0 && summary.verdict.reasons.length === 0) summary.verdict.reasons.push(`k6 thresholds failed: ${f.k6.failedThresholds.join('; ')}`);
+  summary.verdict.pass = summary.verdict.reasons.length === 0;
+  return summary;
+}
+
+/**
+ * A run's exit status: 0 pass; 1 on any KO, consistency or audit failure; 3 when only the
+ * generator's validity failed (it fell behind, or k6 dropped arrivals): the service did nothing
+ * wrong, but the numbers are not to be trusted, and a distinct status lets CI retry.
+ */
+export function exitStatusOf(s: RunSummary): number {
+  if (s.verdict.pass) return 0;
+  const onlyLag = s.verdict.reasons.length === 1 && !s.lag.valid;
+  return onlyLag ? 3 : 1;
 }

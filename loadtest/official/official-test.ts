@@ -23,7 +23,7 @@ import * as path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { alive, localStack, readUsage } from '../../stack/state';
+import { alive, localStack, readUsage, type StackState } from '../../stack/state';
 import type { Usage } from '../../stack/cgroups';
 import { DEFAULT_REPORTS_DIR, gitInfo, machineInfo } from '../lib/provenance';
 import { pgQueries } from '../lib/database';
@@ -38,12 +38,12 @@ import {
   VALIDATION_REQUESTS,
   buildSchedule,
   clientValidationSteps,
-  computePayout,
   concurrentBalance,
   concurrentTransaction,
   loadRequest,
   loadSeconds,
   notFoundRequest,
+  phaseNames,
   runChecks,
   seededRng,
   type Profile,
@@ -52,14 +52,15 @@ import {
   type Schedule,
   type Session,
 } from '../lib/official-simulation';
-import { LAG_LIMITS, Recorder, lagVerdict, DISTRIBUTION_PER_DECADE } from '../lib/stats';
-import { formatSummary, usageDuring, verdictReasons, type AuditResult, type PhaseResult, type RunSummary } from '../lib/summary';
+import { Recorder } from '../lib/stats';
+import { buildRunSummary, exitStatusOf, formatSummary, usageDuring, type AuditResult, type PhaseResult, type RunSummary } from '../lib/summary';
+import { UsageError, runCli } from '../lib/cli';
 
 // ---------------------------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------------------------
 
-interface Options {
+export interface Options {
   profile: Profile;
   baseUrl?: string;
   out: string;
@@ -92,17 +93,14 @@ function parseOptions(argv: string[]) {
   });
 }
 
-function readOptions(argv: string[]): Options {
+export function readOptions(argv: string[]): Options {
   let values: ReturnType<typeof parseOptions>['values'];
   try {
     values = parseOptions(argv).values;
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
+  if (values.help) throw new UsageError('');
   const seed = values.seed === undefined ? undefined : Number(values.seed);
   if (seed !== undefined && !Number.isInteger(seed)) throw new UsageError('--seed must be an integer');
   return {
@@ -114,8 +112,6 @@ function readOptions(argv: string[]): Options {
     rng: seed === undefined ? Math.random : seededRng(seed),
   };
 }
-
-class UsageError extends Error {}
 
 // ---------------------------------------------------------------------------------------------
 // HTTP
@@ -267,19 +263,16 @@ async function warmUp(target: Target, attempts: number): Promise<string> {
   }
 }
 
-/** The ramp from the run's start to the plateau's, and the plateau to the run's end. */
-function stagesOf(recorder: Recorder, loadStartS: number, endS: number, profile: Pick<Profile, 'rampSeconds'>): NonNullable<RunSummary['stages']> {
-  // Whole seconds, so the boundary second is counted once (the recorder keeps a histogram per second).
-  const plateauS = Math.round(loadStartS + profile.rampSeconds);
-  return { ramp: recorder.latencyBetween(0, plateauS), plateau: recorder.latencyBetween(plateauS, Math.ceil(endS)) };
-}
-
 async function ledgerCount(conninfo: string): Promise<{ entries: number; nonZeroBalances: number }> {
   const [[row]] = await pgQueries(conninfo, ['SELECT (SELECT count(*) FROM ledger)::int AS entries, (SELECT count(*) FROM accounts WHERE balance <> 0)::int AS non_zero']);
   return { entries: Number(row.entries), nonZeroBalances: Number(row.non_zero) };
 }
 
-async function audit(conninfo: string | undefined, skipReason: string | undefined, entriesBefore: number, recorder: Recorder): Promise<AuditResult> {
+/**
+ * The books after a run: `audit_failures` must be empty, and the ledger must hold one entry per
+ * POST answered 200 (an unanswered POST may or may not have been applied).
+ */
+export async function audit(conninfo: string | undefined, skipReason: string | undefined, entriesBefore: number, recorder: Pick<Recorder, 'postsOk' | 'postsUnanswered'>): Promise<AuditResult> {
   const base = { failures: [], ledger: [], problems: [] };
   if (!conninfo) return { status: 'skipped', reason: skipReason, ...base };
   try {
@@ -358,24 +351,39 @@ function sameLocalEndpoint(a: string, b: string): boolean {
   }
 }
 
-const isoId = (d: Date): string => d.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+/** The stack under test, ready and checked fresh; the same for the Node run and the k6 run (k6-test.ts). */
+export interface PreparedTarget {
+  baseUrl: string;
+  target: Target;
+  /** the running native stack when it is the target (its cgroups give the resource table) */
+  liveState: StackState | undefined;
+  /** the audit's database, or why the audit is skipped */
+  database: string | undefined;
+  auditSkipReason: string | undefined;
+  /** ledger entries before the run (0 on fresh data) */
+  entriesBefore: number;
+}
 
-async function main(): Promise<number> {
-  const options = readOptions(process.argv.slice(2));
+/**
+ * Finds the target (--base-url, else the running stack), where the audit can look, waits until
+ * the target answers as the official runner does, and refuses data that is not fresh unless
+ * --allow-dirty. Prints what it found.
+ */
+export async function prepareTarget(options: Pick<Options, 'profile' | 'baseUrl' | 'database' | 'allowDirty'>): Promise<PreparedTarget> {
   const { profile } = options;
   const { state, stateFile } = localStack();
-  const liveState = state && alive(state.supervisorPid) ? state : undefined;
-  const baseUrl = options.baseUrl ?? liveState?.url ?? 'http://localhost:9999';
-  const isLocalStack = liveState !== undefined && sameLocalEndpoint(baseUrl, liveState.url);
+  const running = state && alive(state.supervisorPid) ? state : undefined;
+  const baseUrl = options.baseUrl ?? running?.url ?? 'http://localhost:9999';
+  const isLocalStack = running !== undefined && sameLocalEndpoint(baseUrl, running.url);
 
   // Where the audit can look.
   let database = options.database;
   let auditSkipReason: string | undefined;
   if (!database) {
-    if (!liveState) auditSkipReason = `no running native stack (state file ${stateFile}) and no --database <conninfo>`;
-    else if (!isLocalStack) auditSkipReason = `--base-url ${baseUrl} is not the local stack (${liveState.url}, ${stateFile}) and no --database <conninfo> was given`;
-    else if (!liveState.database) auditSkipReason = `the stack state ${stateFile} records no database`;
-    else database = liveState.database;
+    if (!running) auditSkipReason = `no running native stack (state file ${stateFile}) and no --database <conninfo>`;
+    else if (!isLocalStack) auditSkipReason = `--base-url ${baseUrl} is not the local stack (${running.url}, ${stateFile}) and no --database <conninfo> was given`;
+    else if (!running.database) auditSkipReason = `the stack state ${stateFile} records no database`;
+    else database = running.database;
   }
 
   const target = await resolveTarget(baseUrl);
@@ -409,8 +417,22 @@ async function main(): Promise<number> {
     if (!options.allowDirty) throw new Error(`${msg}; restart the stack (npm run down && npm run up) or pass --allow-dirty.`);
     console.log(`warning: ${msg}; going on anyway (--allow-dirty).`);
   }
+  return { baseUrl, target, liveState: isLocalStack ? running : undefined, database, auditSkipReason, entriesBefore };
+}
 
-  const usageBefore: Usage[] | undefined = isLocalStack ? readUsage(liveState) : undefined;
+/** The target's stack as the summary records it. */
+export function targetFacts(t: PreparedTarget): RunSummary['target'] {
+  return { baseUrl: t.baseUrl, stackHome: t.liveState?.home, database: t.database, envelope: t.liveState?.envelope ?? undefined };
+}
+
+async function main(options: Options): Promise<number> {
+  const { profile } = options;
+  const prepared = await prepareTarget(options);
+  const { target, liveState, database, auditSkipReason, entriesBefore } = prepared;
+  const schedule = buildSchedule(profile);
+  const expected = schedule.total + VALIDATION_REQUESTS;
+
+  const usageBefore: Usage[] | undefined = liveState ? readUsage(liveState) : undefined;
   const machine = machineInfo();
   const git = gitInfo();
   const loadAverageStart = os.loadavg();
@@ -421,14 +443,15 @@ async function main(): Promise<number> {
   const eventLoop = monitorEventLoopDelay({ resolution: 5 });
   eventLoop.enable();
 
+  const names = phaseNames(profile);
   const phases = {
-    s1: newPhase('S1 25 concurrent debits on client 1 (status 200)'),
-    s2: newPhase('S2 client 1 balance = -25'),
-    s3: newPhase('S3 25 concurrent credits on client 1 (status 200)'),
-    s4: newPhase('S4 client 1 balance = 0'),
-    s5: newPhase('S5 validações: 5 clients x 14 requests (concurrent with the load)'),
-    s6: newPhase('S6 GET /clientes/6/extrato = 404'),
-    load: newPhase(`S7-S9 load: ${schedule.total.toLocaleString('en-US')} arrivals over ${loadSeconds(profile)} s, one connection each`),
+    s1: newPhase(names.s1),
+    s2: newPhase(names.s2),
+    s3: newPhase(names.s3),
+    s4: newPhase(names.s4),
+    s5: newPhase(names.s5),
+    s6: newPhase(names.s6),
+    load: newPhase(names.load),
   };
   let stage = 'S1';
   let loadStart: number | undefined;
@@ -463,86 +486,39 @@ async function main(): Promise<number> {
   ]);
   const runEnd = performance.now();
   stopProgress();
-  // The scheduled arrivals per second, for the charts (kept out of the timed loop).
-  for (let i = 0; i < schedule.total; i++) recorder.schedule(loadStart! - ctx.runStart + schedule.times[i] * 1000);
   eventLoop.disable();
   const finishedAt = new Date();
   const durationSeconds = (runEnd - ctx.runStart) / 1000;
   const cpu = process.cpuUsage(cpuStart);
 
-  const usageAfter = isLocalStack ? readUsage(liveState) : undefined;
+  const usageAfter = liveState ? readUsage(liveState) : undefined;
   const auditResult = await audit(database, auditSkipReason, entriesBefore, recorder);
-
-  const groups = recorder.groupStats();
-  const total = { ...recorder.total.stats(), requestsPerSecond: recorder.total.count / durationSeconds };
-  const consistencyFailures = total.consistencyFailures;
-  const lag = recorder.lagStats();
-  const lagCheck = lagVerdict(lag);
-  const summary: RunSummary = {
-    version: 1,
-    id: isoId(startedAt),
-    startedAt: startedAt.toISOString(),
-    finishedAt: finishedAt.toISOString(),
+  const summary = buildRunSummary(recorder, {
+    tool: 'node',
+    startedAt,
+    finishedAt,
     durationSeconds,
-    profile: {
-      name: profile.name,
-      description: profile.description,
-      rampSeconds: profile.rampSeconds,
-      constantSeconds: profile.constantSeconds,
-      scenarios: profile.scenarios,
-      expectedRequests: expected,
-      loadRequests: schedule.counts,
-    },
-    target: {
-      baseUrl,
-      stackHome: isLocalStack ? liveState!.home : undefined,
-      database,
-      envelope: isLocalStack ? (liveState as { envelope?: unknown }).envelope ?? undefined : undefined,
-    },
+    profile,
+    target: targetFacts(prepared),
     git,
     machine: { ...machine, loadAverageStart, loadAverageEnd: os.loadavg() },
-    groups,
-    total,
-    statuses: Object.fromEntries([...recorder.statusCounts.entries()].sort()),
-    errors: recorder.errorList(),
-    payout: computePayout(total.count, total.under250, consistencyFailures),
     phases: Object.values(phases).map((p): PhaseResult => ({ name: p.name, requests: p.requests, ko: p.ko, atMs: p.startMs, ms: p.endMs - p.startMs })),
-    lag: {
-      ...lag,
-      limits: LAG_LIMITS,
-      valid: lagCheck.valid,
-      reasons: lagCheck.reasons,
+    loadStartSecond: loadStart === undefined ? undefined : (loadStart - ctx.runStart) / 1000,
+    generator: {
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
       eventLoopDelayP99Ms: eventLoop.count ? eventLoop.percentile(99) / 1e6 : null,
       eventLoopDelayMaxMs: eventLoop.count ? eventLoop.max / 1e6 : null,
-      generatorCpuSeconds: (cpu.user + cpu.system) / 1e6,
+      invalidReasons: [],
     },
-    timeline: { loadStartSecond: loadStart === undefined ? 0 : (loadStart - ctx.runStart) / 1000, points: recorder.timeline() },
-    stages: loadStart === undefined ? undefined : stagesOf(recorder, (loadStart - ctx.runStart) / 1000, durationSeconds, profile),
-    distribution: { perDecade: DISTRIBUTION_PER_DECADE, ok: [...recorder.distribution], ko: [...recorder.distributionKo] },
     audit: auditResult,
     usage: usageDuring(usageBefore, usageAfter, durationSeconds),
-    verdict: { pass: false, valid: lagCheck.valid, reasons: [] },
-  };
-  summary.verdict.reasons = verdictReasons(summary);
-  summary.verdict.pass = summary.verdict.reasons.length === 0;
+  });
 
   console.log(formatSummary(summary));
   const written = writeRunReport(summary, options.out);
   console.log(`report: ${written.report}`);
   console.log(`index:  ${written.index}`);
-  if (summary.verdict.pass) return 0;
-  // Every check passed but the generator fell behind: the numbers are not to be trusted, yet the
-  // service did nothing wrong. A distinct code lets CI retry on a quieter moment.
-  const onlyLag = summary.verdict.reasons.length === 1 && !summary.lag.valid;
-  return onlyLag ? 3 : 1;
+  return exitStatusOf(summary);
 }
 
-if (require.main === module) {
-  main()
-    .then((code) => process.exit(code))
-    .catch((err: Error) => {
-      console.error(`loadtest: ${err.message}`);
-      if (err instanceof UsageError) console.error(USAGE);
-      process.exit(2);
-    });
-}
+if (require.main === module) runCli({ name: 'loadtest', usage: USAGE, parse: readOptions, run: main });

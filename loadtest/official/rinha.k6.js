@@ -6,6 +6,10 @@
  *
  *   k6 run loadtest/official/rinha.k6.js
  *   BASE_URL=http://localhost:9999 K6_OUT_DIR=reports/run1 k6 run loadtest/official/rinha.k6.js
+ *   PROFILE=quick k6 run loadtest/official/rinha.k6.js      (time × 1/4, peak rates × 1/2: 7,818 requests)
+ *
+ * It needs nothing but k6 and this file: no remote module is imported (the end-of-test text is
+ * written here, resumoTexto), so it runs without a network.
  *
  * Timeline (official `andThen` chain → k6 `startTime` offsets, see FASES_MS below):
  *   S1 25 concurrent debits of 1 on client 1 (200)     startTime 0s
@@ -56,7 +60,6 @@ import http from 'k6/http';
 import { check } from 'k6';
 import exec from 'k6/execution';
 import { Counter, Rate, Trend } from 'k6/metrics';
-import { textSummary } from 'https://jslib.k6.io/k6-summary/0.0.2/index.js';
 
 // ------------------------------------------------------------------------------------------------
 // Configuration
@@ -94,22 +97,42 @@ export const FASES_MS = { s1: 0, s2: 1000, s3: 2000, s4: 3000, s5: 4000, s6: 400
 export const PRAZO_FASE_MS = { s1: 1000, s2: 1000, s3: 1000, s4: 1000, s6: 500 };
 
 /**
- * Load injection: rampUsersPerSec(1).to(pico).during(2.minutes), then constantUsersPerSec(pico)
- * .during(2.minutes). preAllocatedVUs covers pico × 250 ms in flight (the SLA bound: Little's law,
- * at a few ms per request only 1-3 VUs are busy); maxVUs covers pico × 5 s, so an arrival is only
- * dropped if the API stalls for more than 5 s (Gatling's open model never drops a user). Unplanned VUs
- * are only created if needed.
+ * The injection profiles, as the Node harness defines them (loadtest/lib/official-simulation.ts):
+ * `full` is the official setUp, rampUsersPerSec(1).to(pico).during(2.minutes) then
+ * constantUsersPerSec(pico).during(2.minutes); `quick` (PROFILE=quick, for CI-sized runs) is the
+ * same shape with time × 1/4 and peak rates × 1/2. The validations S1-S6 are the same in both.
  */
-export const CARGA = {
-  debitos: { exec: 'debitos', inicio: 1, pico: 220, preAllocatedVUs: 55, maxVUs: 1100 },
-  creditos: { exec: 'creditos', inicio: 1, pico: 110, preAllocatedVUs: 28, maxVUs: 550 },
-  extratos: { exec: 'extratos', inicio: 1, pico: 10, preAllocatedVUs: 5, maxVUs: 50 },
+export const PERFIS = {
+  full: { rampaS: 120, platoS: 120, picos: { debitos: 220, creditos: 110, extratos: 10 }, requisicoes: 61503 },
+  quick: { rampaS: 30, platoS: 30, picos: { debitos: 110, creditos: 55, extratos: 5 }, requisicoes: 7818 },
 };
-const RAMPA = '2m';
-const PLATO = '2m';
+/** The profile of this run: PROFILE=quick, anything else is the official one. */
+export const PERFIL = __ENV.PROFILE === 'quick' ? 'quick' : 'full';
+
+/**
+ * @param {'debitos' | 'creditos' | 'extratos'} exec
+ * @returns {{ exec: string, inicio: number, pico: number, preAllocatedVUs: number, maxVUs: number }}
+ */
+function injecao(exec) {
+  const pico = PERFIS[PERFIL].picos[exec];
+  // preAllocatedVUs covers pico × 250 ms in flight (the SLA bound: Little's law, at a few ms per
+  // request only 1-3 VUs are busy); maxVUs covers pico × 5 s, so an arrival is only dropped if the
+  // API stalls for more than 5 s (Gatling's open model never drops a user). Unplanned VUs are only
+  // created if needed.
+  return { exec, inicio: 1, pico, preAllocatedVUs: Math.max(5, Math.ceil(pico / 4)), maxVUs: pico * 5 };
+}
+
+/** Load injection of the three load scenarios in this run's profile. */
+export const CARGA = {
+  debitos: injecao('debitos'),
+  creditos: injecao('creditos'),
+  extratos: injecao('extratos'),
+};
+const RAMPA = `${PERFIS[PERFIL].rampaS}s`;
+const PLATO = `${PERFIS[PERFIL].platoS}s`;
 /**
  * k6-only tail (approximation 2). k6 schedules arrival i at the instant the integral of the rate
- * equals i, so arrival N (the last of the 4 minutes) falls exactly on the end of the last stage,
+ * equals i, so arrival N (the last of the schedule) falls exactly on the end of the last stage,
  * where k6's executor stops: it would be lost. A 4 ms stage at the same rate moves the end of the
  * schedule 4 ms later without adding an arrival (220/s × 4 ms = 0.88 < 1), so k6 starts exactly
  * 39,660 / 19,860 / 1,860 iterations, like Gatling.
@@ -166,8 +189,8 @@ function carga(nome) {
     timeUnit: '1s',
     startRate: c.inicio,
     stages: [
-      { duration: RAMPA, target: c.pico }, // rampUsersPerSec(1).to(pico).during(2.minutes)
-      { duration: PLATO, target: c.pico }, // constantUsersPerSec(pico).during(2.minutes)
+      { duration: RAMPA, target: c.pico }, // rampUsersPerSec(1).to(pico).during(ramp)
+      { duration: PLATO, target: c.pico }, // constantUsersPerSec(pico).during(plateau)
       { duration: TAIL_STAGE, target: c.pico }, // k6-only, < 1 arrival, see TAIL_STAGE
     ],
     preAllocatedVUs: c.preAllocatedVUs,
@@ -475,7 +498,13 @@ function avaliar(res, nomeRequisicao, grupo, checks, sessao) {
   const okRequisicao = primeiraFalha === null;
   const tags = { grupo };
   const t = tempoGatling(res);
-  tempoResposta.add(t, tags);
+  // This sample is the request's record in `k6 run --out json` (loadtest/lib/k6-results.ts reads
+  // it): one per Gatling request, with what the report needs that k6's own http_req_* samples lack,
+  // the request's verdict and first failure.
+  /** @type {Record<string, string>} */
+  const registro = { grupo, status: String(res.status), metodo: res.request ? res.request.method : '' };
+  if (primeiraFalha !== null) registro.falha = mensagemDeFalha(primeiraFalha, res);
+  tempoResposta.add(t, registro);
   slaOkAbaixo250.add(okRequisicao && t < SLA_MS, tags);
   requisicoesKo.add(okRequisicao ? 0 : 1, tags);
   const pen = primeiraFalha !== null && !falhaDeResolucao ? primeiraFalha.penalidade : undefined;
@@ -483,6 +512,18 @@ function avaliar(res, nomeRequisicao, grupo, checks, sessao) {
   consistenciaSaldoLimite.add(pen === 'consistencia' ? 1 : 0, tags);
   saldoTotalFindIs.add(pen === 'saldoTotal' ? 1 : 0, tags);
   return okRequisicao;
+}
+
+/**
+ * The first failure as Gatling would log it (and as the Node harness words it): a transport error
+ * as k6 reports it, a status check with the status found, any other check by its name.
+ * @param {CheckGatling} c
+ * @param {import('k6/http').RefinedResponse<any>} res
+ * @returns {string}
+ */
+function mensagemDeFalha(c, res) {
+  if (res.status === 0 && res.error) return res.error;
+  return c.nome.indexOf('status.') === 0 ? `${c.nome}, but actually found ${res.status}` : c.nome;
 }
 
 /** @type {CheckGatling} */
@@ -822,8 +863,8 @@ export function extratos() {
 // End of test: summary files and the contest's payout (the judging)
 // ------------------------------------------------------------------------------------------------
 
-/** Requests the official simulation sends: 123 validations + 39,660 + 19,860 + 1,860. */
-export const REQUISICOES_ESPERADAS = 61503;
+/** Requests this profile sends; the official simulation's: 123 validations + 39,660 + 19,860 + 1,860. */
+export const REQUISICOES_ESPERADAS = PERFIS[PERFIL].requisicoes;
 
 /**
  * @typedef {{ type?: string, contains?: string, values: Record<string, number>, thresholds?: Record<string, { ok: boolean }> }} MetricaResumo
@@ -863,6 +904,7 @@ export function calcularPagamento(data) {
   const multaInconsistencia = centavos(803.01 * inconsistencias);
   const multaTotal = centavos(multaSla + multaInconsistencia);
   return {
+    perfil: PERFIL,
     requisicoes: valorMetrica(data, 'http_reqs', 'count'),
     requisicoesEsperadas: REQUISICOES_ESPERADAS,
     requisicoesAvaliadas: total,
@@ -894,7 +936,7 @@ export function textoPagamento(data, p) {
   const linhas = [
     '',
     '█ Rinha de Backend 2024/Q1: SLA payout (RESULTADOS-HEADER.md)',
-    `  requests: ${p.requisicoes} (official simulation: ${p.requisicoesEsperadas}), KO: ${p.ko}, dropped arrivals: ${p.iteracoesDescartadas}`,
+    `  requests: ${p.requisicoes} (${p.perfil} profile: ${p.requisicoesEsperadas}), KO: ${p.ko}, dropped arrivals: ${p.iteracoesDescartadas}`,
     `  OK and < ${SLA_MS} ms: ${p.okAbaixo250ms}/${p.requisicoesAvaliadas} = ${p.pctOkAbaixo250ms.toFixed(2)}%`,
     `  multa SLA (> 249ms): ${usd(p.multaSla)}`,
     `  multa SLA (inconsistência saldo): ${usd(p.multaInconsistencia)} = 803.01 × ${p.inconsistencias} (ConsistenciaSaldoLimite ${p.consistenciaSaldoLimite}, jmesPath(saldo.total).find.is ${p.saldoTotalFindIs})`,
@@ -915,6 +957,66 @@ export function textoPagamento(data, p) {
 }
 
 /**
+ * @typedef {{ name: string, passes: number, fails: number }} CheckResumo
+ * @typedef {{ groups?: GrupoResumo[], checks?: CheckResumo[] }} GrupoResumo
+ */
+
+/**
+ * Every check of a summary's group tree (k6 nests checks under their group()).
+ * @param {GrupoResumo | undefined} grupo
+ * @returns {CheckResumo[]}
+ */
+function checksDoGrupo(grupo) {
+  if (!grupo) return [];
+  /** @type {CheckResumo[]} */
+  const todos = (grupo.checks || []).slice();
+  for (const g of grupo.groups || []) todos.push(...checksDoGrupo(g));
+  return todos;
+}
+
+/**
+ * k6's end-of-test numbers as text, written here so that the script needs no remote module (and
+ * so no network): the checks, with every failing one, http_req_duration's percentiles, the
+ * request, iteration and dropped-arrival counts, and each threshold's verdict.
+ * @param {DadosResumo} data
+ * @returns {string}
+ */
+export function resumoTexto(data) {
+  const checks = checksDoGrupo(data.root_group);
+  let passaram = 0;
+  let falharam = 0;
+  for (const c of checks) {
+    passaram += c.passes;
+    falharam += c.fails;
+  }
+  const total = passaram + falharam;
+  const linhas = [
+    '',
+    '█ k6 summary',
+    `  checks: ${total ? ((passaram / total) * 100).toFixed(2) : '-'}% passed (${passaram} ✓, ${falharam} ✗, ${checks.length} distinct checks)`,
+  ];
+  for (const c of checks) if (c.fails > 0) linhas.push(`    ✗ ${c.name}: ${c.fails} of ${c.passes + c.fails} failed`);
+  const d = data.metrics.http_req_duration;
+  if (d) {
+    /** @param {string} k */
+    const v = (k) => (typeof d.values[k] === 'number' ? d.values[k].toFixed(2) : '-');
+    linhas.push(`  http_req_duration (ms): min ${v('min')}, avg ${v('avg')}, p50 ${v('med')}, p75 ${v('p(75)')}, p95 ${v('p(95)')}, p99 ${v('p(99)')}, max ${v('max')}`);
+  }
+  const taxa = valorMetrica(data, 'http_reqs', 'rate');
+  linhas.push(
+    `  http_reqs: ${valorMetrica(data, 'http_reqs', 'count')} (${taxa.toFixed(1)}/s); iterations: ${valorMetrica(data, 'iterations', 'count')}; ` +
+      `dropped arrivals (dropped_iterations): ${valorMetrica(data, 'dropped_iterations', 'count')}; KO (gatling_ko): ${valorMetrica(data, 'gatling_ko', 'count')}`,
+  );
+  linhas.push('  thresholds:');
+  for (const nome of Object.keys(data.metrics).sort()) {
+    const limites = data.metrics[nome].thresholds;
+    if (!limites) continue;
+    for (const regra of Object.keys(limites)) linhas.push(`    ${limites[regra].ok ? '✓' : '✗ FAILED'} ${nome}: ${regra}`);
+  }
+  return `${linhas.join('\n')}\n`;
+}
+
+/**
  * Output files. k6 does not create directories, so K6_OUT_DIR must exist; without it the files go
  * to the working directory with a timestamped prefix.
  * @param {string | undefined} dir
@@ -922,7 +1024,8 @@ export function textoPagamento(data, p) {
  */
 export function arquivosDeSaida(dir, carimbo) {
   const prefixo = dir ? `${dir.replace(/\/+$/, '')}/` : `k6-${carimbo}-`;
-  return { json: `${prefixo}summary.json`, texto: `${prefixo}summary.txt`, pagamento: `${prefixo}payout.json` };
+  // k6-summary.*, not summary.*: the harness writes its own summary.json beside them (npm run k6).
+  return { json: `${prefixo}k6-summary.json`, texto: `${prefixo}k6-summary.txt`, pagamento: `${prefixo}payout.json` };
 }
 
 /**
@@ -932,13 +1035,11 @@ export function arquivosDeSaida(dir, carimbo) {
 export function handleSummary(data) {
   const p = calcularPagamento(data);
   const arquivos = arquivosDeSaida(__ENV.K6_OUT_DIR, new Date().toISOString().replace(/[:.]/g, '-'));
-  const pagamento = textoPagamento(data, p);
+  const texto = `${resumoTexto(data)}${textoPagamento(data, p)}`;
   /** @type {Record<string, string>} */
-  const saida = {
-    stdout: `${textSummary(data, { indent: ' ', enableColors: true })}\n${pagamento}`,
-  };
+  const saida = { stdout: texto };
   saida[arquivos.json] = JSON.stringify(data, null, 2);
-  saida[arquivos.texto] = `${textSummary(data, { indent: ' ', enableColors: false })}\n${pagamento}`;
+  saida[arquivos.texto] = texto;
   saida[arquivos.pagamento] = JSON.stringify(p, null, 2);
   return saida;
 }
