@@ -118,7 +118,7 @@ function endThenCollect(ctx: Context, held: Held): Promise<void> {
   });
 }
 
-export const SEQUENCES: Record<string, { what: string; run: (ctx: Context) => Promise<void> }> = {
+export const SEQUENCES: Record<string, { what: string; serverOnly?: boolean; run: (ctx: Context) => Promise<void> }> = {
   'connect-query-end': {
     what: 'connect, query, end, six times (the old pgQueries loop)',
     run: async (ctx) => {
@@ -190,8 +190,8 @@ export const SEQUENCES: Record<string, { what: string; run: (ctx: Context) => Pr
   },
   'pool-lost': {
     what: "server.ts's Pool replacing a connection the server terminated (lost, then end()), a GC falling before the close phase",
+    serverOnly: true, // the pool always uses server.ts's client
     run: async (ctx) => {
-      if (ctx.client !== 'server') return; // the pool always uses server.ts's client
       let collected: Promise<void> | undefined;
       const pool = new Pool({
         conninfo: ctx.conninfo,
@@ -260,7 +260,7 @@ async function main(): Promise<number> {
     return 0;
   }
   let aborted = false;
-  for (const name of values.sequence ? [values.sequence] : Object.keys(SEQUENCES)) {
+  for (const name of values.sequence ? [values.sequence] : Object.keys(SEQUENCES).filter((n) => client === 'server' || !SEQUENCES[n].serverOnly)) {
     const r = runSequence(values.database, client, name);
     if (!r.survived) aborted = true;
     console.log(`${r.survived ? 'survived' : 'DIED    '}  ${client.padEnd(6)} ${name.padEnd(22)} ${r.signal ?? `exit ${r.status}`}${r.assertion ? `  ${r.assertion}` : ''}  (${SEQUENCES[name].what})`);
