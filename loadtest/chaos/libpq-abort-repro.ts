@@ -118,38 +118,42 @@ function endThenCollect(ctx: Context, held: Held): Promise<void> {
   });
 }
 
+/** A client under test, connected. */
+async function connected(ctx: Context): Promise<Held> {
+  const held = hold(ctx);
+  await call((d) => held.client!.connect(ctx.conninfo, d));
+  return held;
+}
+
+/** endThenCollect from a timer, as the pool's watchdog would end a client. */
+const endLater = (ctx: Context, held: Held, ms: number): Promise<void> => new Promise((resolve) => setTimeout(() => void endThenCollect(ctx, held).then(resolve), ms));
+
 export const SEQUENCES: Record<string, { what: string; serverOnly?: boolean; run: (ctx: Context) => Promise<void> }> = {
   'connect-query-end': {
     what: 'connect, query, end, six times (the old pgQueries loop)',
     run: async (ctx) => {
       for (let i = 0; i < 6; i++) {
-        const held = hold(ctx);
-        await call((d) => held.client!.connect(ctx.conninfo, d));
+        const held = await connected(ctx);
         await call((d) => held.client!.query('SELECT 1', d));
-        await new Promise<void>((resolve) => setTimeout(resolve, 0)); // end() from a timer, as a pool's would be
-        await endThenCollect(ctx, held);
+        await endLater(ctx, held, 0);
       }
     },
   },
   'end-during-query': {
     what: 'end() while a query is in flight (what the watchdog does to a stuck call)',
     run: async (ctx) => {
-      const held = hold(ctx);
-      await call((d) => held.client!.connect(ctx.conninfo, d));
+      const held = await connected(ctx);
       held.client!.query('SELECT pg_sleep(5)', ignore);
-      await new Promise<void>((resolve) => setTimeout(resolve, 50));
-      await endThenCollect(ctx, held);
+      await endLater(ctx, held, 50);
     },
   },
   'end-while-polling': {
     what: "end() of an idle client whose notification poll is active (server.ts's client listens)",
     run: async (ctx) => {
-      const held = hold(ctx);
-      await call((d) => held.client!.connect(ctx.conninfo, d));
+      const held = await connected(ctx);
       // server.ts's client starts the poll itself once connected.
       if (ctx.client === 'raw') (held.client as ReturnType<typeof rawClient>).poll();
-      await new Promise<void>((resolve) => setTimeout(resolve, 50));
-      await endThenCollect(ctx, held);
+      await endLater(ctx, held, 50);
     },
   },
   'end-after-terminate': {
@@ -184,8 +188,7 @@ export const SEQUENCES: Record<string, { what: string; serverOnly?: boolean; run
       );
       await call((d) => held.client!.connect(ctx.conninfo, d));
       await call((d) => held.client!.query('SELECT 1', d));
-      await new Promise<void>((resolve) => setTimeout(resolve, 0));
-      await endThenCollect(ctx, held);
+      await endLater(ctx, held, 0);
     },
   },
   'pool-lost': {
