@@ -403,9 +403,32 @@ export const pgNativeClient: ClientFactory = (lost) => {
     end: () => {
       ended = true;
       client.end();
+      keepUntilClosed(client);
     },
   };
 };
+
+/**
+ * Ended clients, kept reachable until libuv has closed their socket's poll handle. The libpq
+ * addon's end() (Connection::Finish) calls uv_close() on the uv_poll_t that lives inside its
+ * Connection object and, in the same call, lets the object be garbage collected. uv_close only
+ * queues the handle; libuv finishes closing it in the last phase of the loop iteration. A GC before
+ * that phase would delete the Connection, handle included, and libuv would then finish closing
+ * freed memory: a process abort (`uv__finish_close: Assertion 'handle->flags & UV_HANDLE_CLOSING'
+ * failed`) or a silent corruption, depending on what reused it (loadtest/chaos/libpq-abort-repro.ts
+ * shows both paths, the pool's replacement of a lost connection included; docs/reliability.md).
+ */
+const closingClients = new Set<object>();
+
+function keepUntilClosed(client: object): void {
+  closingClients.add(client);
+  // Two turns of the check phase: the first setImmediate may still run before this iteration's
+  // close phase (end() from a timer or an I/O callback); one scheduled from the check phase runs
+  // in the next iteration, after that close phase, whichever phase end() was called from (a handle
+  // closed from a close callback is finished in the next iteration's close phase, which also
+  // comes before the second check phase).
+  setImmediate(() => setImmediate(() => closingClients.delete(client)));
+}
 
 /** Raised for requests the pool cannot serve now (answered 503): no live connection, a full queue, a lost connection. */
 export class Unavailable extends Error {}

@@ -42,6 +42,13 @@ export interface StackSettings {
   transport: { api: Transport; db: Transport };
   /** CREBITOS_API_NODE_FLAGS: node flags for both APIs, e.g. `--cpu-prof --cpu-prof-dir=DIR` (npm run profile). */
   apiNodeFlags: string[];
+  /**
+   * CREBITOS_RESTART_DELAY_MS: restart a component that died after this fixed delay, however
+   * often it dies, instead of the default policy (backoff doubling from 0.5 s, left down after
+   * 10 crashes within a minute). For fault scenarios that kill a component many times on purpose
+   * (`npm run chaos -- pg-flap`), where the policy would otherwise measure its own backoff.
+   */
+  restartDelayMs: number | undefined;
 }
 
 export type Transport = 'unix' | 'tcp';
@@ -76,7 +83,15 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env, argv: string[
     sqlOverlay: env.CREBITOS_SQL ? path.resolve(env.CREBITOS_SQL) : undefined,
     transport,
     apiNodeFlags: (env.CREBITOS_API_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean),
+    restartDelayMs: restartDelay(env.CREBITOS_RESTART_DELAY_MS),
   };
+}
+
+function restartDelay(value: string | undefined): number | undefined {
+  if (!value) return undefined;
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms < 0) throw new Error(`CREBITOS_RESTART_DELAY_MS must be a whole number of milliseconds, got ${value}`);
+  return ms;
 }
 
 /**

@@ -229,18 +229,20 @@ export class Stack {
    * After start-up, a component that dies is started again, as docker compose's
    * `restart: unless-stopped` does: an API rejoins nginx's upstream, PostgreSQL restarts on its
    * data directory (crash recovery included) and the APIs reconnect. Backoff doubles from 0.5 s;
-   * after 10 crashes within a minute the component is left down.
+   * after 10 crashes within a minute the component is left down. CREBITOS_RESTART_DELAY_MS
+   * replaces both with a fixed delay (see settings.ts).
    */
   private restartLater(component: Component): void {
     const now = Date.now();
     const recent = (this.crashes.get(component.name) ?? []).filter((t) => now - t < 60_000);
     recent.push(now);
     this.crashes.set(component.name, recent);
-    if (recent.length > 10) {
+    const fixed = this.settings.restartDelayMs;
+    if (fixed === undefined && recent.length > 10) {
       this.log(`${component.name} crashed ${recent.length} times within a minute; leaving it down`);
       return;
     }
-    const delay = Math.min(500 * 2 ** (recent.length - 1), 8000);
+    const delay = fixed ?? Math.min(500 * 2 ** (recent.length - 1), 8000);
     this.log(`restarting ${component.name} in ${delay} ms`);
     setTimeout(() => {
       if (this.stopping) return;

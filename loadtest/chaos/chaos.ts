@@ -13,6 +13,7 @@ import { durability } from './durability';
 import { killApi } from './kill-api';
 import { overload } from './overload';
 import { pgFault } from './pg-fault';
+import { pgFlap } from './pg-flap';
 import { ChaosStack, report, type ScenarioOptions, type Verdict } from './scenario-kit';
 import { sigterm } from './sigterm';
 import { slowloris } from './slowloris';
@@ -34,6 +35,10 @@ const SCENARIOS: Record<string, Scenario> = {
   'pg-kill': {
     what: 'SIGKILL of the postmaster during the peak load; the stack restarts it (crash recovery)',
     run: (o) => pgFault('kill', o),
+  },
+  'pg-flap': {
+    what: 'PostgreSQL down 20 times in 2 minutes (SIGINT, SIGQUIT, SIGKILL of the postmaster, seeded irregular intervals) under the peak load, safe profile: same API pids, only 503s, steady within 3 s of each restart, nothing lost',
+    run: (o) => pgFlap(o),
   },
   durability: {
     what: 'postgresql.safe.conf vs the contest profile: acknowledged transactions lost after a crash of every PostgreSQL process, and the throughput/p99 cost (alternating, --runs each)',
@@ -88,7 +93,7 @@ async function delegate(fn: 'runHostile' | 'runMutationFuzz', options: ScenarioO
   return verdict;
 }
 
-const USAGE = `usage: npm run chaos -- <scenario> [--duration S] [--runs N] [--seed N] [--skip-cost] [--safe]
+const USAGE = `usage: npm run chaos -- <scenario> [--duration S] [--runs N] [--seed N] [--skip-cost] [--safe] [--flaps N]
 
 scenarios:
 ${Object.entries(SCENARIOS)
@@ -99,7 +104,8 @@ ${Object.entries(SCENARIOS)
 options:
   --duration S   load seconds (default: the scenario's; 30 s at the peak)
   --runs N       durability: crash runs per profile and cost runs per profile (default 3)
-  --seed N       repeatable payloads
+  --seed N       repeatable payloads (and pg-flap's schedule; without it pg-flap draws one and reports it)
+  --flaps N      pg-flap: how many times PostgreSQL goes down (default 20; --duration defaults to 6 s a flap)
   --skip-cost    durability: the crash runs only
   --safe         pg-restart, pg-kill: with postgresql.safe.conf (default: the contest profile)`;
 
@@ -109,7 +115,7 @@ async function main(): Promise<number> {
     parsed = parseArgs({
       args: process.argv.slice(2),
       allowPositionals: true,
-      options: { duration: { type: 'string' }, runs: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' }, 'skip-cost': { type: 'boolean' }, safe: { type: 'boolean' } },
+      options: { duration: { type: 'string' }, runs: { type: 'string' }, flaps: { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' }, 'skip-cost': { type: 'boolean' }, safe: { type: 'boolean' } },
     });
   } catch (err) {
     console.error(`${(err as Error).message}\n\n${USAGE}`);
@@ -131,6 +137,7 @@ async function main(): Promise<number> {
     runs: values.runs ? Number(values.runs) : undefined,
     seed: values.seed ? Number(values.seed) : undefined,
     skipCost: values['skip-cost'] === true,
+    flaps: values.flaps ? Number(values.flaps) : undefined,
     pgSettings: values.safe ? path.join(REPO, 'postgresql.safe.conf') : undefined,
   };
   let failed = false;

@@ -57,8 +57,8 @@ export class ChaosStack extends StackClient {
 // The database
 // ---------------------------------------------------------------------------------------------
 
-/** Retries until the database answers (after a restart). */
-export async function waitForDatabase(conninfo: string, timeoutMs = 30_000): Promise<void> {
+/** Retries every `pollMs` until the database answers (after a restart). */
+export async function waitForDatabase(conninfo: string, timeoutMs = 30_000, pollMs = 200): Promise<void> {
   const t0 = performance.now();
   for (;;) {
     try {
@@ -66,7 +66,7 @@ export async function waitForDatabase(conninfo: string, timeoutMs = 30_000): Pro
       return;
     } catch (err) {
       if (performance.now() - t0 > timeoutMs) throw err;
-      await sleep(200);
+      await sleep(pollMs);
     }
   }
 }
@@ -522,6 +522,8 @@ export interface ScenarioOptions {
   pgSettings?: string;
   /** durability: crash runs only */
   skipCost?: boolean;
+  /** pg-flap: how many times PostgreSQL goes down */
+  flaps?: number;
   seed?: number;
   log?: (line: string) => void;
   /** do not print/append the verdict (the caller does) */

@@ -1,6 +1,7 @@
 // The fast chaos scenarios (npm run chaos -- <scenario> runs the full ones): an API SIGKILLed and
-// the postmaster SIGKILLed under the official peak rate for 12 s, 10x the peak for 8 s, and the safe PostgreSQL
-// profile losing nothing acknowledged when every PostgreSQL process is SIGKILLed at once. Each
+// the postmaster SIGKILLed under the official peak rate for 12 s, PostgreSQL flapping 5 times in
+// 30 s, 10x the peak for 8 s, and the safe PostgreSQL profile losing nothing acknowledged when
+// every PostgreSQL process is SIGKILLed at once. Each
 // scenario starts its own stack (ports 29xxx/59xxx, .stack-chaos-*) and stops it.
 
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { SAFE_SETTINGS, crashOnce } from '../../loadtest/chaos/durability';
 import { killApi } from '../../loadtest/chaos/kill-api';
 import { overload } from '../../loadtest/chaos/overload';
 import { pgFault } from '../../loadtest/chaos/pg-fault';
+import { STEADY_WITHIN_MS, pgFlap } from '../../loadtest/chaos/pg-flap';
 
 const log = (line: string): void => console.log(line);
 const show = (v: Verdict): void => report(v, log);
@@ -40,6 +42,22 @@ test('pg-kill (safe profile): the postmaster SIGKILLed at the peak rate: only bo
   const rec = v.numbers.recoveryMs as { steadyAfterFault: number };
   assert.ok(rec.steadyAfterFault < 6000, `steady 200s ${rec.steadyAfterFault} ms after the crash`);
   assert.equal((v.numbers.books as { lost: number }).lost, 0);
+});
+
+test('pg-flap (safe profile): PostgreSQL down 5 times in 30 s (SIGINT, SIGQUIT, SIGKILL of the postmaster): same API pids, only 503s, steady within 3 s of each restart, nothing lost', async () => {
+  const v = await pgFlap({ flaps: 5, durationS: 30, quiet: true, log });
+  show(v);
+  assert.deepEqual(v.reasons, []);
+  assert.equal(v.numbers.flapsDone, 5);
+  const statuses = v.numbers.statuses as Record<string, number>;
+  assert.deepEqual(Object.keys(statuses).filter((s) => !['200', '422', '503'].includes(s)), [], JSON.stringify(statuses));
+  assert.ok((statuses['503'] ?? 0) > 0, 'the flaps were seen by clients');
+  const pids = v.numbers.apiPids as { before: unknown; after: unknown };
+  assert.deepEqual(pids.after, pids.before);
+  const steady = v.numbers.steadyAfterBackMs as { max: number };
+  assert.ok(steady.max <= STEADY_WITHIN_MS, `steady ${steady.max} ms after a restart`);
+  const books = v.numbers.books as { lost: number; duplicates: number; auditFailures: number };
+  assert.deepEqual([books.lost, books.duplicates, books.auditFailures], [0, 0, 0]);
 });
 
 test('durability: with postgresql.safe.conf, a SIGKILL of every PostgreSQL process under load loses no acknowledged transaction', async () => {
