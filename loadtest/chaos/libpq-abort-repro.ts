@@ -1,4 +1,4 @@
-// libpq-abort-repro: the process abort inside pg-native's addon (issue 13, item 1), made
+// libpq-abort-repro: the process abort inside pg-native's addon, made
 // deterministic.
 //
 //   node dist/loadtest/chaos/libpq-abort-repro.js --database "<libpq conninfo>" [--client server|raw] [--sequence NAME]

@@ -1,4 +1,4 @@
-// The libuv abort inside pg-native's addon (issue 13; loadtest/chaos/libpq-abort-repro.ts):
+// The libuv abort inside pg-native's addon (loadtest/chaos/libpq-abort-repro.ts):
 // ending a connected client lets the addon's Connection, whose uv_poll_t libuv is still closing,
 // be garbage collected. The repro forces the GC and the reuse of the freed memory at that moment,
 // in child processes, against this stack's PostgreSQL.
