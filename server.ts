@@ -726,9 +726,10 @@ export async function startPool(pool: Pool, timeoutMs: number, log: (message: st
  * call, its row and the status it maps to. None changes state. Statements are reads; half the
  * POSTs are valid transactions for an account that cannot exist (the largest id; only the five
  * seeded accounts do), which the procedure answers 'no_account' without writing; the other half
- * are refused by validation (a descricao of 11 characters). One request in eight comes on a
- * connection of its own: when a stall makes requests pile up, nginx opens new upstream
- * connections by the dozen, and accepting one should not be the code V8 has never seen.
+ * are refused by validation (a descricao of 11 characters). One request in seven comes on a
+ * connection of its own (seven, prime to the kinds' cycle of four, so every kind does): when a
+ * stall makes requests pile up, nginx opens new upstream connections by the dozen, and accepting
+ * one should not be the code V8 has never seen.
  */
 async function warmUp(handler: http.RequestListener, count: number): Promise<void> {
   if (count === 0) return;
@@ -742,7 +743,7 @@ async function warmUp(handler: http.RequestListener, count: number): Promise<voi
     new Promise((resolve) => {
       const post = i % 2 === 1 ? (i % 4 === 1 ? valid : refused) : undefined;
       const headers = post ? { 'content-type': 'application/json', 'content-length': post.body.length } : {};
-      const req = http.request({ host: '127.0.0.1', port, agent: i % 8 === 7 ? false : agent, method: post ? 'POST' : 'GET', path: post ? post.path : '/clientes/1/extrato', headers }, (res) => {
+      const req = http.request({ host: '127.0.0.1', port, agent: i % 7 === 6 ? false : agent, method: post ? 'POST' : 'GET', path: post ? post.path : '/clientes/1/extrato', headers }, (res) => {
         res.resume();
         res.on('end', resolve);
       });

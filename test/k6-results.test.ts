@@ -126,17 +126,26 @@ describe('replay and summary', () => {
   }
 
   test('exit status 3 when only k6\'s dropped arrivals fail the run, 0 when nothing does, and a threshold only k6 saw fails it', () => {
-    const requests = cleanQuickRun();
-    const summaryWith = (dropped: number, thresholds: string[]) => k6RunSummary(replayK6Run(requests, QUICK_PROFILE), record({ profile: 'quick' }), { droppedIterations: dropped }, thresholds);
-    const clean = summaryWith(0, []);
+    const summaryWith = (requests: K6Request[], dropped: number, thresholds: string[]) => k6RunSummary(replayK6Run(requests, QUICK_PROFILE), record({ profile: 'quick' }), { droppedIterations: dropped }, thresholds);
+    const clean = summaryWith(cleanQuickRun(), 0, []);
     assert.equal(clean.total.count, 7818);
     assert.deepEqual(clean.verdict, { pass: true, valid: true, reasons: [] });
     assert.equal(exitStatusOf(clean), 0);
-    const dropped = summaryWith(2, ['dropped_iterations: count==0']);
+    // Two arrivals dropped are two requests never sent: the run is INVALID, not failed.
+    const dropped = summaryWith(cleanQuickRun().slice(0, -2), 2, ['dropped_iterations: count==0']);
+    assert.equal(dropped.total.count, 7816);
+    assert.equal(dropped.verdict.reasons.length, 1, dropped.verdict.reasons.join(' | '));
+    assert.match(dropped.verdict.reasons[0], /^INVALID run: .*k6 dropped 2 arrival/);
     assert.equal(exitStatusOf(dropped), 3);
-    const guard = summaryWith(0, ['checks: rate==1.0']);
+    // A request missing beyond the dropped ones is the service's or the script's fault.
+    const lost = summaryWith(cleanQuickRun().slice(0, -3), 2, ['dropped_iterations: count==0']);
+    assert.ok(lost.verdict.reasons.includes('7815 requests instead of 7818'));
+    assert.equal(exitStatusOf(lost), 1);
+    const guard = summaryWith(cleanQuickRun(), 0, ['checks: rate==1.0']);
     assert.deepEqual(guard.verdict.reasons, ['k6 thresholds failed: checks: rate==1.0']);
     assert.equal(exitStatusOf(guard), 1);
+    // The share under 250 ms costs the payout, as it does for the Node generator, not the verdict.
+    assert.deepEqual(summaryWith(cleanQuickRun(), 0, ['sla_ok_abaixo_250ms: rate>=0.98']).verdict.reasons, []);
   });
 
   test('failed thresholds read from k6\'s summary', () => {
@@ -234,8 +243,8 @@ describe('npm run k6-vs-node', () => {
 
 describe('npm run k6 without k6', () => {
   test('exits 2 naming the missing binary and the script, before touching any stack', () => {
-    // PATH with node's own directory only: no k6, whatever this machine has.
-    const env = { ...process.env, PATH: path.dirname(process.execPath), CREBITOS_HOME: path.join(os.tmpdir(), 'no-such-stack') };
+    // PATH is an empty folder: no k6, whatever this machine has (node's own folder may hold one).
+    const env = { ...process.env, PATH: fs.mkdtempSync(path.join(os.tmpdir(), 'crebitos-no-k6-')), CREBITOS_HOME: path.join(os.tmpdir(), 'no-such-stack') };
     const r = spawnSync(process.execPath, [path.join(REPO, 'dist', 'loadtest', 'official', 'k6-test.js'), '--quick'], { cwd: REPO, env, encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 2, `${r.stdout}${r.stderr}`);
     assert.match(r.stderr, /no 'k6' on PATH/);

@@ -29,6 +29,7 @@ import { httpExchange, type Target } from '../lib/http';
 import { measuredStep, runStep, type MeasuredStep } from '../lib/open-model';
 import { judgeStep, type Judgement } from '../capacity/capacity-rules';
 import { REPO, machineInfo } from '../lib/provenance';
+import { UsageError, numberOption, runCli } from '../lib/cli';
 import { OFFICIAL_MIX, concurrentTransaction, type RequestSpec } from '../lib/official-simulation';
 
 const BURST = 25;
@@ -82,7 +83,7 @@ export interface Measurement {
 async function measure(variant: Variant, seed: number): Promise<Measurement> {
   const name = `coldstart-${variant.name}`;
   const offset = portOffset(name, 900, 7);
-  const stack = new StackClient({ home: path.join(REPO, `.stack-chaos-${name}`), httpPort: 29000 + offset, pgPort: 59000 + offset, env: { ...variant.env, PG_SETTINGS: undefined } });
+  const stack = (running = new StackClient({ home: path.join(REPO, `.stack-chaos-${name}`), httpPort: 29000 + offset, pgPort: 59000 + offset, env: { ...variant.env, PG_SETTINGS: undefined } }));
   await stack.up();
   try {
     const target: Target = { baseUrl: `http://127.0.0.1:${stack.httpPort}`, address: '127.0.0.1', family: 4, port: stack.httpPort, hostHeader: `localhost:${stack.httpPort}`, basePath: '' };
@@ -92,6 +93,7 @@ async function measure(variant: Variant, seed: number): Promise<Measurement> {
     return { variant: variant.name, cold, warm };
   } finally {
     stack.down();
+    running = undefined;
   }
 }
 
@@ -136,7 +138,7 @@ export interface FreshLoad {
 
 async function freshLoad(rate: number, durationS: number, seed: number): Promise<FreshLoad> {
   const offset = portOffset('coldstart-load', 900, 7);
-  const stack = new StackClient({ home: path.join(REPO, '.stack-chaos-coldstart-load'), httpPort: 29000 + offset, pgPort: 59000 + offset, env: { PG_SETTINGS: undefined } });
+  const stack = (running = new StackClient({ home: path.join(REPO, '.stack-chaos-coldstart-load'), httpPort: 29000 + offset, pgPort: 59000 + offset, env: { PG_SETTINGS: undefined } }));
   const state = await stack.up();
   const ready = performance.now();
   try {
@@ -154,6 +156,7 @@ async function freshLoad(rate: number, durationS: number, seed: number): Promise
     return { step, judgement: judgeStep(step), seconds: secondsOfLoad(outcomes), startDelayMs: t0 - ready };
   } finally {
     stack.down();
+    running = undefined;
   }
 }
 
@@ -171,7 +174,7 @@ function printFreshLoad(round: number, rounds: number, r: FreshLoad): void {
   }
 }
 
-async function mainLoad(rate: number, durationS: number, rounds: number, seed: number): Promise<void> {
+async function mainLoad(rate: number, durationS: number, rounds: number, seed: number): Promise<number> {
   console.log(`fresh stacks hit at once with ${rate} req/s for ${durationS} s; pass: p99 <= 10 ms, 0 errors, valid lag (host: ${machineInfo().model})`);
   const results: FreshLoad[] = [];
   for (let r = 1; r <= rounds; r++) {
@@ -183,22 +186,45 @@ async function mainLoad(rate: number, durationS: number, rounds: number, seed: n
   const invalid = results.filter((x) => x.judgement.verdict === 'INVALID').length;
   const p99s = results.map((x) => x.step.latencyMs.p99);
   console.log(`\n${passed}/${rounds} fresh stacks passed${invalid ? ` (${invalid} INVALID: the generator fell behind)` : ''}; p99 median ${fmt(p99s)} ms`);
-  if (passed < rounds) process.exitCode = invalid + passed === rounds ? 3 : 1;
+  return passed === rounds ? 0 : invalid + passed === rounds ? 3 : 1;
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { rounds: { type: 'string' }, seed: { type: 'string', default: '1' }, load: { type: 'boolean', default: false }, rate: { type: 'string', default: '1500' }, seconds: { type: 'string', default: '10' } },
-  });
-  const rounds = Number(values.rounds ?? (values.load ? 5 : 3));
-  const seed = Number(values.seed);
-  if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
-  if (values.load) {
-    const rate = Number(values.rate);
-    const seconds = Number(values.seconds);
-    if (!(rate > 0) || !(seconds > 0)) throw new Error('--rate and --seconds must be positive numbers');
-    return mainLoad(rate, seconds, rounds, seed);
+/** The stack a round has up, stopped by Ctrl-C. */
+let running: StackClient | undefined;
+
+interface ColdstartOptions {
+  load: boolean;
+  rate: number;
+  seconds: number;
+  rounds: number;
+  seed: number;
+}
+
+const USAGE = `usage: npm run coldstart -- [--rounds N] [--seed N]
+       npm run coldstart -- --load [--rate R] [--seconds S] [--rounds N] [--seed N]`;
+
+function parseColdstartArgs(argv: string[]): ColdstartOptions {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { rounds: { type: 'string' }, seed: { type: 'string' }, load: { type: 'boolean', default: false }, rate: { type: 'string' }, seconds: { type: 'string' }, help: { type: 'boolean', default: false } },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
+  if (values.help) throw new UsageError('');
+  return {
+    load: values.load ?? false,
+    rate: numberOption('rate', values.rate, 1500, 1, false),
+    seconds: numberOption('seconds', values.seconds, 10, 1, false),
+    rounds: numberOption('rounds', values.rounds, values.load ? 5 : 3, 1, true),
+    seed: numberOption('seed', values.seed, 1, 0, true),
+  };
+}
+
+async function main({ load, rate, seconds, rounds, seed }: ColdstartOptions): Promise<number> {
+  if (load) return mainLoad(rate, seconds, rounds, seed);
   const results: Measurement[] = [];
   for (let r = 1; r <= rounds; r++) {
     for (const v of VARIANTS) {
@@ -218,15 +244,8 @@ async function main(): Promise<void> {
     console.log(`  ${v.name.padEnd(10)} S1 cold ${fmt(coldS1)}  warm ${fmt(warmS1)}  cold/warm ×${(median(coldS1) / median(warmS1)).toFixed(2)}   S3 cold ${fmt(coldS3)}  warm ${fmt(warmS3)}`);
   }
   const failed = results.reduce((n, m) => n + m.cold.debits.failed + m.cold.credits.failed + m.warm.debits.failed + m.warm.credits.failed, 0);
-  if (failed > 0) {
-    console.log(`FAIL: ${failed} burst requests did not get 200`);
-    process.exitCode = 1;
-  }
+  if (failed > 0) console.log(`FAIL: ${failed} burst requests did not get 200`);
+  return failed > 0 ? 1 : 0;
 }
 
-if (require.main === module) {
-  main().catch((err: Error) => {
-    console.error(err.message);
-    process.exit(2);
-  });
-}
+if (require.main === module) runCli({ name: 'npm run coldstart', usage: USAGE, parse: parseColdstartArgs, run: main, cleanup: () => running?.down() });

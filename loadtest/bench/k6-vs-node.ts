@@ -18,7 +18,7 @@ import type { StackClient } from '../../stack/client';
 import { UsageError, numberOption, runCli } from '../lib/cli';
 import { DEFAULT_REPORTS_DIR, REPO, machineInfo } from '../lib/provenance';
 import { median } from '../lib/stats';
-import { fmtInt, fmtMs, toolOf, type RunSummary } from '../lib/summary';
+import { fmtInt, fmtMs, isoId, toolOf, type RunSummary } from '../lib/summary';
 import { k6Version } from '../official/k6-test';
 import { benchStack, claimHome, markdownTable, textTable } from './bench';
 
@@ -220,7 +220,7 @@ async function main(o: Options): Promise<number> {
   }
   for (const g of GENERATORS) if (!fs.existsSync(SCRIPT_OF[g])) throw new Error(`${SCRIPT_OF[g]} is missing: npm run build`);
   const started = new Date();
-  const dir = path.resolve(o.out ?? path.join(DEFAULT_REPORTS_DIR, `k6-vs-node-${started.toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-')}`));
+  const dir = path.resolve(o.out ?? path.join(DEFAULT_REPORTS_DIR, `k6-vs-node-${isoId(started)}`));
   const runsDir = path.join(dir, 'runs');
   const logsDir = path.join(dir, 'logs');
   fs.mkdirSync(runsDir, { recursive: true });

@@ -28,7 +28,8 @@ import { readEnvelope } from '../../stack/envelope';
 import { StackClient } from '../../stack/client';
 import { readUsage, type StackState } from '../../stack/state';
 import { renderCapacityReport } from './capacity-report';
-import { autoDbRates, capacityOf, type CapacityOptions, type CapacitySummary, composeWithDbCpus, CONFIG_ENV, DB_BASELINE_CPUS, DB_RATE_FRACTIONS, type DbRun, type DbTarget, DEFAULT_PORT_BASE, failedBelow, fraction, type JudgedStep, type Judgement, judgeStep, type LoadRun, type LoadTarget, parseCapacityArgs, parsePgbenchOutput, PGBENCH_SCRIPTS, pgbenchArgs, pgbenchLatencies, type PgbenchStep, QUICK_DB_RATE_FRACTIONS, shouldStop, type Spread, spread, TARGET_P99_MS, type TargetName, TARGETS, USAGE, UsageError } from './capacity-rules';
+import { autoDbRates, capacityOf, type CapacityOptions, type CapacitySummary, composeWithDbCpus, CONFIG_ENV, DB_BASELINE_CPUS, DB_RATE_FRACTIONS, type DbRun, type DbTarget, DEFAULT_PORT_BASE, failedBelow, fraction, type JudgedStep, type Judgement, judgeStep, type LoadRun, type LoadTarget, parseCapacityArgs, parsePgbenchOutput, PGBENCH_SCRIPTS, pgbenchArgs, pgbenchLatencies, type PgbenchStep, QUICK_DB_RATE_FRACTIONS, shouldStop, type Spread, spread, TARGET_P99_MS, type TargetName, TARGETS, USAGE } from './capacity-rules';
+import { runCli } from '../lib/cli';
 import { REPO, gitInfo, machineInfo } from '../lib/provenance';
 import { componentSteps, measuredStep, runStep } from '../lib/open-model';
 import { currentRss } from '../../stack/cgroups';
@@ -298,34 +299,19 @@ async function runCapacity(o: CapacityOptions, log: (line: string) => void = con
 }
 
 if (require.main === module) {
-  let options: CapacityOptions;
-  try {
-    options = parseCapacityArgs(process.argv.slice(2));
-  } catch (err) {
-    const message = (err as Error).message;
-    if (message) console.error(message);
-    console.error(USAGE);
-    process.exit(err instanceof UsageError && !message ? 0 : 2);
-  }
-  // Ctrl-C: stop the stack being measured, not only this process.
-  const onSignal = (signal: string): void => {
-    console.error(`[capacity] ${signal}: stopping the stack`);
-    current?.downIfStarted();
-    process.exit(130);
-  };
-  process.on('SIGINT', () => onSignal('SIGINT'));
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
-  runCapacity(options)
-    .then(({ summary, dir }) => {
+  runCli({
+    name: '[capacity]',
+    usage: USAGE,
+    parse: parseCapacityArgs,
+    run: async (options: CapacityOptions) => {
+      const { summary, dir } = await runCapacity(options);
       console.log('');
       console.log(formatCapacitySummary(summary));
       console.log(`report: ${path.relative(process.cwd(), path.join(dir, 'capacity.html')) || dir}`);
       const failed = [summary.api, summary.http].some((t) => t?.runs.some((r) => r.error)) || summary.db?.runs.some((r) => r.error);
-      process.exit(failed ? 1 : 0);
-    })
-    .catch((err: Error) => {
-      console.error(`[capacity] ${err.stack ?? err.message}`);
-      current?.downIfStarted();
-      process.exit(2);
-    });
+      return failed ? 1 : 0;
+    },
+    // Ctrl-C or a crash: stop the stack being measured, not only this process.
+    cleanup: () => current?.downIfStarted(),
+  });
 }

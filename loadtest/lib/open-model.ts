@@ -374,7 +374,7 @@ export function componentSteps(before: Usage[], after: Usage[], seconds: number,
       oomKills: Math.max(0, u.oomKills - (b?.oomKills ?? 0)),
       ...(u.throttledPeriods === undefined
         ? {}
-        : { throttledPeriods: u.throttledPeriods - (b?.throttledPeriods ?? 0), throttledSeconds: Math.round(((u.throttledSeconds ?? 0) - (b?.throttledSeconds ?? 0)) * 1000) / 1000 }),
+        : { throttledPeriods: Math.max(0, u.throttledPeriods - (b?.throttledPeriods ?? 0)), throttledSeconds: Math.max(0, Math.round(((u.throttledSeconds ?? 0) - (b?.throttledSeconds ?? 0)) * 1000) / 1000) }),
     };
   });
 }

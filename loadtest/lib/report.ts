@@ -321,7 +321,8 @@ interface IndexEntry {
 
 /**
  * The reports under `root` whose folder holds `file` and whose JSON `accept`s, newest first:
- * `root`'s own folders and, for a folder without it, that folder's (e.g. reports/curated/<run>/).
+ * `root`'s own folders and, below a folder without it, up to three levels more (as deep as
+ * reports/curated/k6-vs-node-<date>/runs/<run>/).
  */
 function findReports<T extends { startedAt: string }>(root: string, file: string, accept: (json: T) => boolean): { dir: string; summary: T }[] {
   const entries: { dir: string; summary: T }[] = [];
@@ -341,7 +342,7 @@ function findReports<T extends { startedAt: string }>(root: string, file: string
         } catch {
           // not one of ours, or half-written
         }
-      } else if (depth < 1) {
+      } else if (depth < 3) {
         visit(sub, depth + 1);
       }
     }

@@ -21,7 +21,7 @@ import { K6_RUN_FILE, K6_SAMPLES_FILE, K6_SUMMARY_FILE, failedThresholds, k6RunS
 import { waitedChildrenCpuSecondsOfStat } from '../lib/pg-processes';
 import { gitInfo, machineInfo, REPO } from '../lib/provenance';
 import { newRunDir, writeReportIn } from '../lib/report';
-import { exitStatusOf, formatSummary, usageDuring } from '../lib/summary';
+import { exitStatusOf, formatSummary, isoId, usageDuring } from '../lib/summary';
 import { audit, prepareTarget, readOptions, targetFacts, type Options } from './official-test';
 
 /** The k6 script, and the binary this command looks for on PATH. */
@@ -69,7 +69,7 @@ async function main(options: Options): Promise<number> {
   }
   const prepared = await prepareTarget(options);
   const { liveState } = prepared;
-  const dir = newRunDir(options.out, new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-'));
+  const dir = newRunDir(options.out, isoId(new Date()));
   const samplesFile = path.join(dir, K6_SAMPLES_FILE);
   const git = gitInfo();
   const machine = machineInfo();
@@ -95,6 +95,7 @@ async function main(options: Options): Promise<number> {
 
   console.log(`k6 exited with status ${exitCode}; reading ${K6_SAMPLES_FILE} (${(fs.statSync(samplesFile).size / 2 ** 20).toFixed(0)} MB)`);
   const samples = await readK6Samples(samplesFile);
+  if (samples.requests.length === 0) throw new Error(`k6 exited with status ${exitCode} and sent no request (no gatling_response_time sample in ${samplesFile}); its own output is above`);
   if (samples.unreadable > 0) console.log(`warning: ${samples.unreadable} sample line(s) could not be read`);
   const run = replayK6Run(samples.requests, options.profile);
   const record: K6RunRecord = {
