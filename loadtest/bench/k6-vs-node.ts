@@ -188,7 +188,9 @@ function runGenerator(generator: Generator, stack: StackClient, runsDir: string,
     const args = [SCRIPT_OF[generator], '--out', runsDir, ...(quick ? ['--quick'] : [])];
     // The generator finds the stack through its state file, as npm run loadtest finds npm run up's.
     const env = { ...process.env, CREBITOS_HOME: stack.home, HTTP_PORT: String(stack.httpPort), PG_PORT: String(stack.pgPort) };
-    const child = spawn(process.execPath, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A process group of its own, so that stopping this command stops the generator and its k6.
+    const child = spawn(process.execPath, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    generatorGroup = child.pid;
     const log = fs.createWriteStream(logFile);
     let output = '';
     const take = (chunk: Buffer): void => {
@@ -199,6 +201,7 @@ function runGenerator(generator: Generator, stack: StackClient, runsDir: string,
     child.stderr.on('data', take);
     child.once('error', reject);
     child.once('exit', (status) => {
+      generatorGroup = undefined;
       log.end();
       const report = /^report: (.+)$/m.exec(output)?.[1];
       resolve({ status, reportDir: report ? path.dirname(report.trim()) : undefined });
@@ -207,6 +210,19 @@ function runGenerator(generator: Generator, stack: StackClient, runsDir: string,
 }
 
 let current: StackClient | undefined;
+/** The running generator's process group (the Node generator, or npm run k6 with its k6). */
+let generatorGroup: number | undefined;
+
+function stopEverything(): void {
+  if (generatorGroup !== undefined) {
+    try {
+      process.kill(-generatorGroup, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  current?.downIfStarted();
+}
 
 async function main(o: Options): Promise<number> {
   if (o.table !== undefined) {
@@ -262,4 +278,4 @@ async function main(o: Options): Promise<number> {
   return failures > 0 ? 1 : 0;
 }
 
-if (require.main === module) runCli({ name: 'k6-vs-node', usage: USAGE, parse: parseOptions, run: main, cleanup: () => current?.downIfStarted() });
+if (require.main === module) runCli({ name: 'k6-vs-node', usage: USAGE, parse: parseOptions, run: main, cleanup: stopEverything });
