@@ -19,10 +19,9 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { StackClient } from '../../stack/client';
 import { benchStack, claimHome, prepareRunDir, markdownTable, readMachineCpu, repoSources, stepRecord, textTable, variantEnv, type StepRecord } from './bench';
-import { UsageError, numberOption, runCli } from '../lib/cli';
+import { UsageError, numberOption, parseToolArgs, runCli } from '../lib/cli';
 import { findExperiment, variantsOf, type Variant } from './bench-variants';
 import { spread, type Spread } from '../capacity/capacity-rules';
 import { pgQueries } from '../lib/database';
@@ -61,29 +60,23 @@ export const USAGE = `usage: npm run ageing -- [options]
 
 
 export function parseAgeingArgs(argv: string[]): AgeingOptions {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        rate: { type: 'string' },
-        seconds: { type: 'string' },
-        window: { type: 'string' },
-        rounds: { type: 'string' },
-        compare: { type: 'string' },
-        variants: { type: 'string' },
-        seed: { type: 'string' },
-        'port-base': { type: 'string' },
-        out: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const v = parsed.values;
+  const v = parseToolArgs({
+    args: argv,
+    options: {
+      rate: { type: 'string' },
+      seconds: { type: 'string' },
+      window: { type: 'string' },
+      rounds: { type: 'string' },
+      compare: { type: 'string' },
+      variants: { type: 'string' },
+      seed: { type: 'string' },
+      'port-base': { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  }).values;
   if (v.help) throw new UsageError('');
   const number = numberOption;
   const o: AgeingOptions = {

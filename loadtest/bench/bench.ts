@@ -17,7 +17,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readConfig } from '../../server';
 import { StackClient } from '../../stack/client';
@@ -27,7 +26,7 @@ import { fraction, parseSteps, spread, type Spread } from '../capacity/capacity-
 import { DEFAULT_REPORTS_DIR, REPO, gitInfo, machineInfo } from '../lib/provenance';
 import { measuredStep, runStep, type MeasuredStep } from '../lib/open-model';
 import { LAG_LIMITS } from '../lib/stats';
-import { UsageError, numberOption, runCli } from '../lib/cli';
+import { UsageError, numberOption, parseToolArgs, runCli } from '../lib/cli';
 
 
 // ---------------------------------------------------------------------------------------------
@@ -97,27 +96,21 @@ export const USAGE = `usage: npm run bench -- <experiment>... | all | --list [op
   --port-base N     the stack's HTTP port; PostgreSQL's is N+30000 (default ${DEFAULT_PORT_BASE})`;
 
 export function parseBenchArgs(argv: string[]): BenchOptions | 'list' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        list: { type: 'boolean', default: false },
-        rates: { type: 'string' },
-        seconds: { type: 'string' },
-        rounds: { type: 'string' },
-        warmup: { type: 'string' },
-        out: { type: 'string' },
-        seed: { type: 'string' },
-        'port-base': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseToolArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      list: { type: 'boolean', default: false },
+      rates: { type: 'string' },
+      seconds: { type: 'string' },
+      rounds: { type: 'string' },
+      warmup: { type: 'string' },
+      out: { type: 'string' },
+      seed: { type: 'string' },
+      'port-base': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
   if (values.help) throw new UsageError('');
   if (values.list) return 'list';
   if (positionals.length === 0) throw new UsageError('name an experiment (or all); --list shows them');

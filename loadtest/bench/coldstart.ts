@@ -20,7 +20,6 @@
 // Reported per variant: the median over rounds (min–max) of each burst's slowest request, cold
 // and warm, and their ratio. The whole official profile's max is in npm run loadtest's report.
 
-import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import * as path from 'node:path';
 import { StackClient, portOffset } from '../../stack/client';
@@ -29,7 +28,7 @@ import { httpExchange, type Target } from '../lib/http';
 import { measuredStep, runStep, type MeasuredStep } from '../lib/open-model';
 import { judgeStep, type Judgement } from '../capacity/capacity-rules';
 import { REPO, machineInfo } from '../lib/provenance';
-import { UsageError, numberOption, runCli } from '../lib/cli';
+import { UsageError, numberOption, parseToolArgs, runCli } from '../lib/cli';
 import { OFFICIAL_MIX, concurrentTransaction, type RequestSpec } from '../lib/official-simulation';
 
 const BURST = 25;
@@ -204,15 +203,10 @@ const USAGE = `usage: npm run coldstart -- [--rounds N] [--seed N]
        npm run coldstart -- --load [--rate R] [--seconds S] [--rounds N] [--seed N]`;
 
 function parseColdstartArgs(argv: string[]): ColdstartOptions {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { rounds: { type: 'string' }, seed: { type: 'string' }, load: { type: 'boolean', default: false }, rate: { type: 'string' }, seconds: { type: 'string' }, help: { type: 'boolean', default: false } },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const { values } = parseToolArgs({
+    args: argv,
+    options: { rounds: { type: 'string' }, seed: { type: 'string' }, load: { type: 'boolean', default: false }, rate: { type: 'string' }, seconds: { type: 'string' }, help: { type: 'boolean', default: false } },
+  });
   if (values.help) throw new UsageError('');
   return {
     load: values.load ?? false,

@@ -13,9 +13,8 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { StackClient } from '../../stack/client';
-import { UsageError, numberOption, runCli } from '../lib/cli';
+import { UsageError, numberOption, parseToolArgs, runCli } from '../lib/cli';
 import { DEFAULT_REPORTS_DIR, REPO, machineInfo } from '../lib/provenance';
 import { median } from '../lib/stats';
 import { fmtInt, fmtMs, isoId, toolOf, type RunSummary } from '../lib/summary';
@@ -47,24 +46,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  let values;
-  try {
-    values = parseArgsStrict(argv);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (values.help) throw new UsageError('');
-  return {
-    rounds: numberOption('rounds', values.rounds, 3, 1, true),
-    quick: values.quick ?? false,
-    out: values.out,
-    portBase: numberOption('port-base', values['port-base'], DEFAULT_PORT_BASE, 1024, true),
-    table: values.table,
-  };
-}
-
-function parseArgsStrict(argv: string[]) {
-  return parseArgs({
+  const values = parseToolArgs({
     args: argv,
     options: {
       rounds: { type: 'string' },
@@ -76,6 +58,14 @@ function parseArgsStrict(argv: string[]) {
     },
     strict: true,
   }).values;
+  if (values.help) throw new UsageError('');
+  return {
+    rounds: numberOption('rounds', values.rounds, 3, 1, true),
+    quick: values.quick ?? false,
+    out: values.out,
+    portBase: numberOption('port-base', values['port-base'], DEFAULT_PORT_BASE, 1024, true),
+    table: values.table,
+  };
 }
 
 /** The ABBA order of the runs: node k6, k6 node, node k6 … */

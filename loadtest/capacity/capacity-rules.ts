@@ -3,14 +3,13 @@
 // runner (capacity.ts), the report (capacity-report.ts) and npm run bench use them.
 
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { parseDocument, stringify } from 'yaml';
 import type { Envelope } from '../../stack/envelope';
 import { OFFICIAL_MIX } from '../lib/official-simulation';
 import type { ComponentStep, MeasuredStep } from '../lib/open-model';
 import { DEFAULT_REPORTS_DIR, type machineInfo } from '../lib/provenance';
 import { newHistogram, type LAG_LIMITS } from '../lib/stats';
-import { UsageError } from '../lib/cli';
+import { UsageError, parseToolArgs } from '../lib/cli';
 
 /** Stack variables a capacity run honours (for experiments) and records in its summary. */
 export const CONFIG_ENV = ['CREBITOS_COMPOSE', 'POOL_SIZE', 'PG_SETTINGS'] as const;
@@ -106,34 +105,29 @@ function positive(name: string, value: string | undefined, fallback: number, int
 }
 
 export function parseCapacityArgs(argv: string[]): CapacityOptions {
-  let values;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        steps: { type: 'string' },
-        'step-seconds': { type: 'string' },
-        runs: { type: 'string' },
-        quick: { type: 'boolean', default: false },
-        out: { type: 'string' },
-        'no-baselines': { type: 'boolean', default: false },
-        only: { type: 'string' },
-        'db-rates': { type: 'string' },
-        'db-clients': { type: 'string' },
-        'pause-seconds': { type: 'string' },
-        'timeout-ms': { type: 'string' },
-        seed: { type: 'string' },
-        'port-base': { type: 'string' },
-        'soak-seconds': { type: 'string' },
-        'soak-rate': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const values = parseToolArgs({
+    args: argv,
+    options: {
+      steps: { type: 'string' },
+      'step-seconds': { type: 'string' },
+      runs: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      'no-baselines': { type: 'boolean', default: false },
+      only: { type: 'string' },
+      'db-rates': { type: 'string' },
+      'db-clients': { type: 'string' },
+      'pause-seconds': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      seed: { type: 'string' },
+      'port-base': { type: 'string' },
+      'soak-seconds': { type: 'string' },
+      'soak-rate': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  }).values;
   if (values.help) throw new UsageError('');
   const quick = values.quick ?? false;
   let targets: TargetName[] = [...TARGETS];

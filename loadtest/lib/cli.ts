@@ -3,8 +3,19 @@
 // stack on Ctrl-C or a crash, map the outcome to an exit status), written once here instead of
 // once per tool.
 
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
 /** A wrong invocation: the tool prints the message (none for --help) and its usage. */
 export class UsageError extends Error {}
+
+/** node:util's parseArgs, with what it refuses (an unknown option, a missing value) as a UsageError. */
+export function parseToolArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
 
 /** A numeric option: its fallback when absent, else a finite number >= min (an integer if asked). */
 export function numberOption(name: string, raw: string | undefined, fallback: number, min: number, integer: boolean): number {

@@ -7,14 +7,13 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { esc, logHistogram, timeChart, type Bar } from './charts';
 import { DEFAULT_REPORTS_DIR } from './provenance';
 import { HIGHER_BOUND_MS, LOWER_BOUND_MS } from './official-simulation';
 import { distributionBucketBoundsMs } from './stats';
 import { fmtBytes, fmtInt, fmtMs, fmtPct, fmtUsd, latencyTable, toolOf, usageCells, type RunSummary } from './summary';
 import { K6_SAMPLES_FILE, summarizeK6RunDir } from './k6-results';
-import { UsageError, runCli } from './cli';
+import { UsageError, parseToolArgs, runCli } from './cli';
 
 // ---------------------------------------------------------------------------------------------
 // One run
@@ -502,12 +501,7 @@ if (require.main === module) {
     name: 'report',
     usage: REPORT_USAGE,
     parse: (argv) => {
-      let parsed;
-      try {
-        parsed = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: 'string' }, rerender: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
-      } catch (err) {
-        throw new UsageError((err as Error).message);
-      }
+      const parsed = parseToolArgs({ args: argv, allowPositionals: true, options: { out: { type: 'string' }, rerender: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
       if (parsed.values.help) throw new UsageError('');
       return { out: parsed.values.out, rerender: parsed.values.rerender ?? false, runDirs: parsed.positionals };
     },

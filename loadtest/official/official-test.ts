@@ -21,7 +21,6 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { alive, localStack, readUsage, type StackState } from '../../stack/state';
 import type { Usage } from '../../stack/cgroups';
@@ -54,7 +53,7 @@ import {
 } from '../lib/official-simulation';
 import { Recorder } from '../lib/stats';
 import { buildRunSummary, exitStatusOf, formatSummary, usageDuring, type AuditResult, type PhaseResult, type RunSummary } from '../lib/summary';
-import { UsageError, runCli } from '../lib/cli';
+import { UsageError, parseToolArgs, runCli } from '../lib/cli';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -77,8 +76,8 @@ const USAGE = `usage: npm run loadtest -- [--quick] [--base-url URL] [--out DIR]
   --allow-dirty    run even if the target's data is not freshly initialised
   --seed N         seed the random payloads (default: Math.random)`;
 
-function parseOptions(argv: string[]) {
-  return parseArgs({
+export function readOptions(argv: string[]): Options {
+  const values = parseToolArgs({
     args: argv,
     options: {
       quick: { type: 'boolean', default: false },
@@ -90,16 +89,7 @@ function parseOptions(argv: string[]) {
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
-  });
-}
-
-export function readOptions(argv: string[]): Options {
-  let values: ReturnType<typeof parseOptions>['values'];
-  try {
-    values = parseOptions(argv).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  }).values;
   if (values.help) throw new UsageError('');
   const seed = values.seed === undefined ? undefined : Number(values.seed);
   if (seed !== undefined && !Number.isInteger(seed)) throw new UsageError('--seed must be an integer');
