@@ -23,7 +23,7 @@
 import { performance } from 'node:perf_hooks';
 import * as path from 'node:path';
 import { StackClient, portOffset } from '../../stack/client';
-import { median } from '../lib/stats';
+import { median, nearestRank } from '../lib/stats';
 import { httpExchange, type Target } from '../lib/http';
 import { measuredStep, runStep, type MeasuredStep } from '../lib/open-model';
 import { judgeStep, type Judgement } from '../capacity/capacity-rules';
@@ -123,7 +123,7 @@ export function secondsOfLoad(outcomes: { scheduledS: number; ms: number; error:
   }
   return [...buckets].map((b, second) => {
     const ms = (b?.ms ?? []).sort((x, y) => x - y);
-    return { second, requests: ms.length, errors: b?.errors ?? 0, p99Ms: ms.length ? ms[Math.ceil(ms.length * 0.99) - 1] : 0, maxMs: ms.length ? ms[ms.length - 1] : 0 };
+    return { second, requests: ms.length, errors: b?.errors ?? 0, p99Ms: ms.length ? nearestRank(ms, 0.99) : 0, maxMs: ms.length ? ms[ms.length - 1] : 0 };
   });
 }
 

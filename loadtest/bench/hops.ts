@@ -30,7 +30,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from '../../server';
 import { alive as isAlive, localStack } from '../../stack/state';
-import { median } from '../lib/stats';
+import { median, nearestRank } from '../lib/stats';
 
 const USAGE = `usage: npm run hops -- [--gaps MS,MS,...] [--requests N] [--rounds N] [--json FILE]
   --gaps      idle milliseconds before each request (default 20,2)
@@ -53,8 +53,7 @@ export interface Percentiles {
 /** Nearest-rank percentiles of one series, in ms. */
 export function percentiles(samples: number[]): Percentiles {
   const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number): number => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
-  return { p50: at(0.5), p90: at(0.9), p99: at(0.99) };
+  return { p50: nearestRank(s, 0.5), p90: nearestRank(s, 0.9), p99: nearestRank(s, 0.99) };
 }
 
 /** Median over rounds of each percentile. */

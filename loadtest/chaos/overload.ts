@@ -9,6 +9,7 @@
 // the generator's lag are reported next to the target.
 
 import { ChaosStack, PEAK, VerdictBuilder, isOk, latency, round1, runLoad, runPrefix, scaleRates, statusCounts, type LatencySummary, type RequestOutcome, type ScenarioOptions, type Verdict, onOwnStack } from './scenario-kit';
+import { nearestRank } from '../lib/stats';
 
 /** p99 per whole second of start time, ms, of each request's latency (or of another measure). */
 function p99PerSecond(outcomes: RequestOutcome[], seconds: number, measure = (o: RequestOutcome): number => o.endMs - o.startMs): (number | null)[] {
@@ -20,7 +21,7 @@ function p99PerSecond(outcomes: RequestOutcome[], seconds: number, measure = (o:
   return buckets.map((b) => {
     if (b.length === 0) return null;
     b.sort((x, y) => x - y);
-    return round1(b[Math.min(b.length - 1, Math.ceil(b.length * 0.99) - 1)]);
+    return round1(nearestRank(b, 0.99));
   });
 }
 

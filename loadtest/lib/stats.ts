@@ -362,3 +362,11 @@ export function median(xs: number[]): number {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
+
+/**
+ * The nearest-rank q-quantile of an ascending list: its ceil(q × n)-th value (the first for q = 0).
+ * For the short lists of a second or a round, where a histogram would be overkill.
+ */
+export function nearestRank(ascending: number[], q: number): number {
+  return ascending[Math.min(ascending.length - 1, Math.max(0, Math.ceil(q * ascending.length) - 1))];
+}
