@@ -19,6 +19,7 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { seededRng, type Rng } from '../lib/official-simulation';
+import { median } from '../lib/stats';
 import { SAFE_SETTINGS } from './durability';
 import { apiPids, checkApisAndHangs, faultPostmaster, profileName, type PostmasterFault } from './pg-fault';
 import { ChaosStack, PEAK, VerdictBuilder, isOk, onOwnStack, reconcile, round1, runLoad, runPrefix, statusCounts, waitForDatabase, type RequestOutcome, type ScenarioOptions, type Verdict } from './scenario-kit';
@@ -186,7 +187,7 @@ export async function pgFlap(options: ScenarioOptions = {}): Promise<Verdict> {
     v.set('requests', outcomes.length);
     v.set('statuses', statusCounts(outcomes));
     v.set('flapsDone', flaps.length);
-    v.set('outageMs', { range: range(outages), median: outages.length ? outages.sort((a, b) => a - b)[Math.floor(outages.length / 2)] : null });
+    v.set('outageMs', { range: range(outages), median: outages.length ? median(outages) : null });
     v.set('steadyAfterBackMs', { max: steady.length ? Math.max(...steady) : null, byFault: Object.fromEntries(FAULTS.map((f) => [f, range(judged.perFlap.filter((j) => j.fault === f && j.steadyAfterBackMs !== null).map((j) => j.steadyAfterBackMs!))])) });
     v.set('failedPerFlap', range(judged.perFlap.map((j) => j.failed)));
     v.set('perFlap', judged.perFlap.map((j) => `${j.fault}@${round1(j.faultMs / 1000)}s down ${j.outageMs} ms, ${j.failed} failed, steady +${j.steadyAfterBackMs} ms`));
