@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AGEING_LIMIT, ageingRatio, servedCount, trendRatio, dbReading, dbWindow, measurement, parseAgeingArgs, rolesText, summarizeAgeing, type AgeingWindow, type DbReading } from '../loadtest/bench/ageing';
-import { cpuSecondsOfStat, readPgRoleCpu, roleMsPerRequest, roleOf, type PgRoleCpu } from '../loadtest/lib/pg-processes';
+import { cpuSecondsOfStat, readPgRoleCpu, waitedChildrenCpuSecondsOfStat, roleMsPerRequest, roleOf, type PgRoleCpu } from '../loadtest/lib/pg-processes';
 
 describe('ageing options', () => {
   it('defaults: 2,500 req/s for 3 minutes in 10 s windows, the repository alone', () => {
@@ -111,6 +111,8 @@ describe('PostgreSQL process roles', () => {
   it('reads utime + stime after the command, whatever the command holds', () => {
     const stat = '123 (postgres: a) b) S 1 123 123 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 1000 0 0';
     assert.equal(cpuSecondsOfStat(stat), 3);
+    // cutime + cstime (fields 16 and 17): the waited-for children's CPU, as npm run k6 reads k6's.
+    assert.equal(waitedChildrenCpuSecondsOfStat('9 (node) S 1 9 9 0 -1 0 0 0 0 0 250 50 600 100 20 0 1 0'), 7);
   });
   it('a process that is not there reads as not measured, not as zeros', () => {
     assert.equal(readPgRoleCpu(2 ** 22 + 12345), null);

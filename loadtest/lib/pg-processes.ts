@@ -25,11 +25,19 @@ export function roleOf(title: string): PgRole {
   return 'other';
 }
 
-/** utime + stime of a /proc/<pid>/stat line, in seconds (fields 14 and 15, after the command). */
-export function cpuSecondsOfStat(stat: string): number {
+/**
+ * Two fields of a /proc/<pid>/stat line, numbered as proc(5) does, added and in seconds. The
+ * command name (field 2) may hold spaces and parentheses, so fields are counted from its last ')'.
+ */
+function ticksOfStat(stat: string, a: number, b: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state), so utime (14) and stime (15) are at 11 and 12.
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
+  // fields[0] is field 3 (state).
+  return (Number(fields[a - 3]) + Number(fields[b - 3])) / TICKS_PER_S;
+}
+
+/** utime + stime of a /proc/<pid>/stat line, in seconds (fields 14 and 15). */
+export function cpuSecondsOfStat(stat: string): number {
+  return ticksOfStat(stat, 14, 15);
 }
 
 /**
@@ -38,8 +46,7 @@ export function cpuSecondsOfStat(stat: string): number {
  * a child runs, the difference is that child's whole CPU, however short its life.
  */
 export function waitedChildrenCpuSecondsOfStat(stat: string): number {
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[13]) + Number(fields[14])) / TICKS_PER_S;
+  return ticksOfStat(stat, 16, 17);
 }
 
 function readText(file: string): string | undefined {
