@@ -167,7 +167,7 @@ ${card('Concurrency', 'Largest number of requests in flight during each second.'
 }
 
 /** The profile as people call it: `full` is the official test. */
-const profileLabel = (name: string): string => (name === 'full' ? 'official' : name);
+export const profileLabel = (name: string): string => (name === 'full' ? 'official' : name);
 const toolLabel = (s: Pick<RunSummary, 'tool'>): string => (toolOf(s) === 'k6' ? 'k6' : 'Node');
 
 export function renderReport(s: RunSummary): string {
@@ -236,6 +236,7 @@ export function renderReport(s: RunSummary): string {
   const statusTable = htmlTable([['status', 'responses'], ...Object.entries(s.statuses).map(([k, v]) => [k === 'error' ? 'no response' : k, fmtInt(v)])]);
 
   const m = s.machine;
+  const validity = s.lag.valid ? 'valid' : `<b class="ko">INVALID</b> (${esc(s.lag.reasons.join('; '))})`;
   const info = htmlTable(
     [
       ['', ''],
@@ -259,8 +260,8 @@ export function renderReport(s: RunSummary): string {
         `generator (${toolOf(s)})`,
         `${
           s.k6
-            ? `${s.lag.valid ? 'valid' : `<b class="ko">INVALID</b> (${esc(s.lag.reasons.join('; '))})`} (k6 reports no per-arrival lag)`
-            : `lag p50 ${fmtMs(s.lag.p50Ms)} / p99 ${fmtMs(s.lag.p99Ms)} / p99.9 ${fmtMs(s.lag.p999Ms)} / max ${fmtMs(s.lag.maxMs)} ms over ${fmtInt(s.lag.count)} arrivals (limits: p99 <= ${s.lag.limits.p99Ms} ms, max <= ${s.lag.limits.maxMs} ms): ${s.lag.valid ? 'valid' : `<b class="ko">INVALID</b> (${esc(s.lag.reasons.join('; '))})`}; event-loop delay p99 ${fmtMs(s.lag.eventLoopDelayP99Ms)} / max ${fmtMs(s.lag.eventLoopDelayMaxMs)} ms`
+            ? `${validity} (k6 reports no per-arrival lag)`
+            : `lag p50 ${fmtMs(s.lag.p50Ms)} / p99 ${fmtMs(s.lag.p99Ms)} / p99.9 ${fmtMs(s.lag.p999Ms)} / max ${fmtMs(s.lag.maxMs)} ms over ${fmtInt(s.lag.count)} arrivals (limits: p99 <= ${s.lag.limits.p99Ms} ms, max <= ${s.lag.limits.maxMs} ms): ${validity}; event-loop delay p99 ${fmtMs(s.lag.eventLoopDelayP99Ms)} / max ${fmtMs(s.lag.eventLoopDelayMaxMs)} ms`
         }${s.lag.generatorCpuSeconds === undefined ? '' : `; generator CPU ${s.lag.generatorCpuSeconds.toFixed(1)} s (${((s.lag.generatorCpuSeconds / s.durationSeconds) * 100).toFixed(0)}% of one core)`}`,
       ],
     ],
