@@ -314,8 +314,12 @@ export const EXPERIMENTS: readonly Experiment[] = [
   {
     name: 'pg-settings',
     title: 'PostgreSQL settings: contest profile against the safe one',
-    compares: 'postgresql.conf (synchronous_commit off, current) against postgresql.safe.conf included after it (durable commits)',
-    variants: () => [current('postgresql.conf'), variant('safe', 'PG_SETTINGS=postgresql.safe.conf', { PG_SETTINGS: 'postgresql.safe.conf' })],
+    compares: 'postgresql.conf (synchronous_commit off, wal_writer_delay 10ms, current) against postgresql.safe.conf included after it (durable commits), and against a WAL writer that wakes every 200 ms',
+    variants: () => [
+      current('postgresql.conf'),
+      variant('safe', 'PG_SETTINGS=postgresql.safe.conf', { PG_SETTINGS: 'postgresql.safe.conf' }),
+      variant('wal-writer-200ms', 'PG_SETTINGS=loadtest/bench/variants/wal-writer-200ms.conf', { PG_SETTINGS: 'loadtest/bench/variants/wal-writer-200ms.conf' }),
+    ],
   },
 ];
 
