@@ -306,6 +306,12 @@ export const EXPERIMENTS: readonly Experiment[] = [
     variants: () => [current('fillfactor 100'), variant('fillfactor-10', 'loadtest/bench/variants/accounts-fillfactor.sql', { CREBITOS_SQL: 'loadtest/bench/variants/accounts-fillfactor.sql' })],
   },
   {
+    name: 'ledger-balance',
+    title: 'Where the balance lives: the accounts row or the ledger',
+    compares: "the balance kept in the ledger (advisory lock, no UPDATE of accounts) against the repository's hot-row UPDATE (loadtest/bench/variants/ledger-balance.sql)",
+    variants: () => [current('conditional UPDATE of accounts.balance'), variant('in-ledger', 'loadtest/bench/variants/ledger-balance.sql', { CREBITOS_SQL: 'loadtest/bench/variants/ledger-balance.sql' })],
+  },
+  {
     name: 'statement',
     title: "How account_statement writes its body",
     compares: 'json_build_object (current) against text concatenation with to_json for descricao (loadtest/bench/variants/statement-as-text.sql)',
