@@ -19,7 +19,7 @@ import { DEFAULT_REPORTS_DIR, REPO, machineInfo } from '../lib/provenance';
 import { median } from '../lib/stats';
 import { profileLabel } from '../lib/report';
 import { fmtInt, fmtMs, isoId, toolOf, type RunSummary } from '../lib/summary';
-import { k6Version } from '../official/k6-test';
+import { k6Version, noK6Message } from '../official/k6-test';
 import { benchStack, claimHome, markdownTable, textTable } from './bench';
 
 const DEFAULT_PORT_BASE = 32600;
@@ -222,7 +222,7 @@ async function main(o: Options): Promise<number> {
   }
   const version = k6Version();
   if (version === undefined) {
-    console.error("npm run k6-vs-node: no 'k6' on PATH; it compares k6 running loadtest/official/rinha.k6.js with the Node generator, so it needs both");
+    console.error(noK6Message('npm run k6-vs-node'));
     return 2;
   }
   for (const g of GENERATORS) if (!fs.existsSync(SCRIPT_OF[g])) throw new Error(`${SCRIPT_OF[g]} is missing: npm run build`);
