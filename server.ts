@@ -731,34 +731,40 @@ export async function startPool(pool: Pool, timeoutMs: number, log: (message: st
  * stall makes requests pile up, nginx opens new upstream connections by the dozen, and accepting
  * one should not be the code V8 has never seen.
  */
-async function warmUp(handler: http.RequestListener, count: number): Promise<void> {
-  if (count === 0) return;
+async function warmUp(handler: http.RequestListener, count: number): Promise<Map<number, number>> {
+  /** How many warm-up requests got each status; 0 counts those that got no answer. */
+  const answered = new Map<number, number>();
+  if (count === 0) return answered;
   const server = http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   const valid = { path: `/clientes/${MAX_INT4}/transacoes`, body: '{"valor": 1000, "tipo": "d", "descricao": "aquecer"}' };
   const refused = { path: '/clientes/1/transacoes', body: '{"valor": 1000, "tipo": "d", "descricao": "aquecimento"}' };
-  const one = (i: number): Promise<void> =>
+  const one = (i: number): Promise<number> =>
     new Promise((resolve) => {
       const post = i % 2 === 1 ? (i % 4 === 1 ? valid : refused) : undefined;
       const headers = post ? { 'content-type': 'application/json', 'content-length': post.body.length } : {};
       const req = http.request({ host: '127.0.0.1', port, agent: i % 7 === 6 ? false : agent, method: post ? 'POST' : 'GET', path: post ? post.path : '/clientes/1/extrato', headers }, (res) => {
         res.resume();
-        res.on('end', resolve);
+        res.on('end', () => resolve(res.statusCode ?? 0));
       });
-      req.on('error', () => resolve());
+      req.on('error', () => resolve(0));
       req.end(post?.body);
     });
   // Four at a time, like a few of nginx's connections: the pool's queue is exercised too.
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < count) await one(next++);
+    while (next < count) {
+      const status = await one(next++);
+      answered.set(status, (answered.get(status) ?? 0) + 1);
+    }
   };
   await Promise.all([worker(), worker(), worker(), worker()]);
   agent.destroy();
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  return answered;
 }
 
 export async function main(config: Config = readConfig()): Promise<void> {
@@ -769,8 +775,11 @@ export async function main(config: Config = readConfig()): Promise<void> {
   await startPool(pool, config.startupTimeoutMs, log);
   const handler = createHandler(pool, log);
   const warmStarted = performance.now();
-  await warmUp(handler, config.warmUpRequests);
+  const answered = await warmUp(handler, config.warmUpRequests);
   const warmMs = Math.round(performance.now() - warmStarted);
+  // The statuses tell whether the warm-up ran the paths it is there to warm (a database that
+  // answered 503 throughout would not have).
+  const statuses = [...answered].sort(([a], [b]) => a - b).map(([status, n]) => `${status || 'no answer'} x${n}`).join(', ');
 
   const server = http.createServer(handler);
   // Keep-alive from nginx should outlive nginx's own idle timeout, so the proxy, not us,
@@ -794,7 +803,7 @@ export async function main(config: Config = readConfig()): Promise<void> {
     }
   });
   const address = config.socketPath || `${config.host}:${(server.address() as AddressInfo).port}`;
-  log(`listening on ${address} (pool ${config.poolSize}; warmed up with ${config.warmUpRequests} requests in ${warmMs} ms)`);
+  log(`listening on ${address} (pool ${config.poolSize}; warmed up with ${config.warmUpRequests} requests in ${warmMs} ms${statuses && `: ${statuses}`})`);
 
   drainOnSignals(server, pool, config, log);
 }

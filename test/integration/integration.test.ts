@@ -108,6 +108,27 @@ const OFFICIAL_INVALID = [
 ];
 
 // ---------------------------------------------------------------------------------------------
+// Start-up
+// ---------------------------------------------------------------------------------------------
+
+test("start-up: each API's warm-up got the answers it expects for every kind of request, and wrote nothing", () => {
+  // Runs first, on the fresh stack: nothing but the warm-ups has reached the database yet.
+  for (const api of ['api1', 'api2']) {
+    const line = /warmed up with (\d+) requests in \d+ ms: (.*)\)$/m.exec(stack.componentLog(api));
+    assert.ok(line, `${api} logged its warm-up:\n${stack.componentLog(api)}`);
+    const requests = Number(line[1]);
+    // The cycle of four: two statements (200), a transaction for an account that cannot exist
+    // (404) and one that validation refuses (422). Anything else (503, no answer) means the
+    // warm-up did not run the path it is there to warm.
+    assert.equal(line[2], `200 x${requests / 2}, 404 x${requests / 4}, 422 x${requests / 4}`, api);
+  }
+  const b = books();
+  assert.deepEqual(b.accounts.map((a) => a.balance), [0, 0, 0, 0, 0]);
+  assert.equal(b.entries, 0, 'no ledger entry');
+  assert.deepEqual(stack.audit(), []);
+});
+
+// ---------------------------------------------------------------------------------------------
 // The official validation sequence
 // ---------------------------------------------------------------------------------------------
 
