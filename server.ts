@@ -731,23 +731,33 @@ export async function startPool(pool: Pool, timeoutMs: number, log: (message: st
  * stall makes requests pile up, nginx opens new upstream connections by the dozen, and accepting
  * one should not be the code V8 has never seen.
  */
+/** The kind of the warm-up's i-th request, in a cycle of four: statement, valid, statement, refused. */
+export function warmUpRequestKind(i: number): 'statement' | 'no_account' | 'refused' {
+  return i % 2 === 0 ? 'statement' : i % 4 === 1 ? 'no_account' : 'refused';
+}
+
 async function warmUp(handler: http.RequestListener, count: number): Promise<Map<number, number>> {
-  /** How many warm-up requests got each status; 0 counts those that got no answer. */
+  /** How many warm-up requests got each status; 0 counts those that got no complete answer. */
   const answered = new Map<number, number>();
   if (count === 0) return answered;
   const server = http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-  const valid = { path: `/clientes/${MAX_INT4}/transacoes`, body: '{"valor": 1000, "tipo": "d", "descricao": "aquecer"}' };
-  const refused = { path: '/clientes/1/transacoes', body: '{"valor": 1000, "tipo": "d", "descricao": "aquecimento"}' };
+  const posts = {
+    no_account: { path: `/clientes/${MAX_INT4}/transacoes`, body: '{"valor": 1000, "tipo": "d", "descricao": "aquecer"}' },
+    refused: { path: '/clientes/1/transacoes', body: '{"valor": 1000, "tipo": "d", "descricao": "aquecimento"}' },
+  };
   const one = (i: number): Promise<number> =>
     new Promise((resolve) => {
-      const post = i % 2 === 1 ? (i % 4 === 1 ? valid : refused) : undefined;
+      const kind = warmUpRequestKind(i);
+      const post = kind === 'statement' ? undefined : posts[kind];
       const headers = post ? { 'content-type': 'application/json', 'content-length': post.body.length } : {};
       const req = http.request({ host: '127.0.0.1', port, agent: i % 7 === 6 ? false : agent, method: post ? 'POST' : 'GET', path: post ? post.path : '/clientes/1/extrato', headers }, (res) => {
         res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
+        // 'close' comes after 'end', and also when the response is cut short (then incomplete):
+        // either way the warm-up goes on, so start-up cannot hang on one request.
+        res.on('close', () => resolve(res.complete ? (res.statusCode ?? 0) : 0));
       });
       req.on('error', () => resolve(0));
       req.end(post?.body);

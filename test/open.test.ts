@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { describe, it } from 'node:test';
 import { arrivalCount, arrivalOffsetMs, componentSteps, mixSequence, prepareRequests, runStep } from '../loadtest/lib/open-model';
-import { secondsOfLoad } from '../loadtest/bench/coldstart';
+import { readRound, secondsOfLoad } from '../loadtest/bench/coldstart';
 import { BODY_CHUNKED, BODY_UNTIL_CLOSE, formatRequest, isResponseComplete, parseResponseHead } from '../loadtest/lib/http';
 import { kindOf, medianOf, percentiles } from '../loadtest/bench/hops';
 import { seededRng, OFFICIAL_MIX, isOkStatus } from '../loadtest/lib/official-simulation';
@@ -281,5 +281,14 @@ describe('per-step and per-second readings', () => {
     assert.deepEqual(seconds[0], { second: 0, requests: 101, errors: 1, p99Ms: 99, maxMs: 100 });
     assert.deepEqual(seconds[1], { second: 1, requests: 0, errors: 0, p99Ms: 0, maxMs: 0 });
     assert.deepEqual(seconds[2], { second: 2, requests: 1, errors: 0, p99Ms: 7, maxMs: 7 });
+  });
+
+  it("readRound reads a fresh step against the same stack's warm one: only a failure the warm step does not share is unreadiness", () => {
+    assert.equal(readRound('PASS', 'FAIL'), 'ready');
+    assert.equal(readRound('PASS', 'INVALID'), 'ready');
+    assert.equal(readRound('FAIL', 'PASS'), 'not ready');
+    assert.equal(readRound('FAIL', 'FAIL'), 'the rate fails warm too');
+    assert.equal(readRound('FAIL', 'INVALID'), 'inconclusive');
+    assert.equal(readRound('INVALID', 'PASS'), 'inconclusive');
   });
 });

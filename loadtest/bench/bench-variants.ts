@@ -306,10 +306,10 @@ export const EXPERIMENTS: readonly Experiment[] = [
     variants: () => [current('fillfactor 100'), variant('fillfactor-10', 'loadtest/bench/variants/accounts-fillfactor.sql', { CREBITOS_SQL: 'loadtest/bench/variants/accounts-fillfactor.sql' })],
   },
   {
-    name: 'ledger-balance',
+    name: 'balance-in-ledger',
     title: 'Where the balance lives: the accounts row or the ledger',
-    compares: "the balance kept in the ledger (advisory lock, no UPDATE of accounts) against the repository's hot-row UPDATE (loadtest/bench/variants/ledger-balance.sql)",
-    variants: () => [current('conditional UPDATE of accounts.balance'), variant('in-ledger', 'loadtest/bench/variants/ledger-balance.sql', { CREBITOS_SQL: 'loadtest/bench/variants/ledger-balance.sql' })],
+    compares: "the repository's balance in accounts, changed by one conditional UPDATE of the hot row, against the balance kept in the ledger (advisory lock, an insert, no UPDATE of accounts; loadtest/bench/variants/balance-in-ledger.sql)",
+    variants: () => [current('conditional UPDATE of accounts.balance'), variant('in-ledger', 'loadtest/bench/variants/balance-in-ledger.sql', { CREBITOS_SQL: 'loadtest/bench/variants/balance-in-ledger.sql' })],
   },
   {
     name: 'statement',
@@ -319,7 +319,7 @@ export const EXPERIMENTS: readonly Experiment[] = [
   },
   {
     name: 'pg-settings',
-    title: 'PostgreSQL settings: contest profile against the safe one',
+    title: 'PostgreSQL settings: the contest profile against the safe one, and a slower WAL writer',
     compares: 'postgresql.conf (synchronous_commit off, wal_writer_delay 10ms, current) against postgresql.safe.conf included after it (durable commits), and against a WAL writer that wakes every 200 ms',
     variants: () => [
       current('postgresql.conf'),

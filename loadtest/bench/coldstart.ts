@@ -9,9 +9,10 @@
 // valid generator lag; the check passes when every round does. Each round prints its first
 // seconds one by one and what each component spent and was throttled during the step.
 // --warm-control S: the same stack then takes S seconds more of the same load, unmeasured, and
-// the same step again. Only the fresh step decides the verdict; the warm one tells a stack that
-// is not ready from a rate this host cannot carry with p99 <= 10 ms at all (a shared, noisy
-// machine), which a failed fresh step alone cannot.
+// the same step again. Only the fresh steps decide the exit status. Each round is read as a pair
+// (readRound): a fresh step that fails where the warm one passes is a stack that was not ready;
+// both failing is a rate this host cannot carry within the rule even warm (a shared, noisy
+// machine), which a failed fresh step alone cannot tell apart.
 //
 // Without --load: what the official test's first second costs. It opens, at t = 0 on a stack that has served
 // nothing, with 25 concurrent debits on client 1 (S1), then 25 concurrent credits (S3), each
@@ -173,8 +174,10 @@ async function freshLoad(rate: number, durationS: number, seed: number, warmCont
     const fresh = await stepOfLoad(state, stack.httpPort, rate, durationS, seed);
     let warm: StepOfLoad | undefined;
     if (warmControlS > 0) {
+      // Unmeasured: any request sequence will do.
       await runStep({ port: stack.httpPort, ratePerS: rate, durationS: warmControlS, seed: seed + 1 });
-      warm = await stepOfLoad(state, stack.httpPort, rate, durationS, seed);
+      // The same requests as the fresh step; a fresh state, in case a component was restarted.
+      warm = await stepOfLoad(stack.refresh(), stack.httpPort, rate, durationS, seed);
     }
     return { fresh, warm, startDelayMs: fresh.startedAt - ready };
   } finally {
@@ -197,6 +200,13 @@ function printStepOfLoad(label: string, r: StepOfLoad, after: string): void {
   }
 }
 
+/** What a round of --warm-control says: its fresh step's verdict read against its warm one's. */
+export function readRound(fresh: Judgement['verdict'], warm: Judgement['verdict']): 'ready' | 'not ready' | 'the rate fails warm too' | 'inconclusive' {
+  if (fresh === 'PASS') return 'ready';
+  if (fresh === 'INVALID' || warm === 'INVALID') return 'inconclusive';
+  return warm === 'PASS' ? 'not ready' : 'the rate fails warm too';
+}
+
 async function mainLoad(rate: number, durationS: number, rounds: number, seed: number, warmControlS: number): Promise<number> {
   const control = warmControlS > 0 ? `; warm control: the same step again after ${warmControlS} s more of it` : '';
   console.log(`fresh stacks hit at once with ${rate} req/s for ${durationS} s; pass: p99 <= 10 ms, 0 errors, valid lag${control} (host: ${machineInfo().model})`);
@@ -205,22 +215,30 @@ async function mainLoad(rate: number, durationS: number, rounds: number, seed: n
     const result = await freshLoad(rate, durationS, seed * 100 + r, warmControlS);
     results.push(result);
     printStepOfLoad(`[stack ${r}/${rounds}] fresh`, result.fresh, `started ${result.startDelayMs.toFixed(0)} ms after ready`);
-    if (result.warm) printStepOfLoad(`[stack ${r}/${rounds}] warm `, result.warm, `started ${((result.warm.startedAt - result.fresh.startedAt) / 1000).toFixed(0)} s after the fresh step`);
+    if (result.warm) {
+      printStepOfLoad(`[stack ${r}/${rounds}] warm `, result.warm, `started ${((result.warm.startedAt - result.fresh.startedAt) / 1000).toFixed(0)} s after the fresh step's start`);
+      console.log(`  reading: ${readRound(result.fresh.judgement.verdict, result.warm.judgement.verdict)}`);
+    }
   }
-  const summary = (steps: StepOfLoad[]): string => {
+  const tally = (steps: StepOfLoad[]): { passed: number; invalid: number; text: string } => {
     const passed = steps.filter((x) => x.judgement.verdict === 'PASS').length;
     const invalid = steps.filter((x) => x.judgement.verdict === 'INVALID').length;
-    return `${passed}/${steps.length} passed${invalid ? ` (${invalid} INVALID: the generator fell behind)` : ''}; p99 median ${fmt(steps.map((x) => x.step.latencyMs.p99))} ms`;
+    return { passed, invalid, text: `${passed}/${steps.length} passed${invalid ? ` (${invalid} INVALID: the generator fell behind)` : ''}; p99 median ${fmt(steps.map((x) => x.step.latencyMs.p99))} ms` };
   };
-  console.log(`\nfresh stacks: ${summary(results.map((x) => x.fresh))}`);
-  const warm = results.flatMap((x) => (x.warm ? [x.warm] : []));
-  if (warm.length) {
-    console.log(`the same stacks warm: ${summary(warm)}`);
-    if (warm.some((x) => x.judgement.verdict !== 'PASS')) console.log(`  a warm step that does not pass means ${rate} req/s is past what this host carries within the rule; the fresh steps then say nothing about readiness`);
+  const fresh = tally(results.map((x) => x.fresh));
+  console.log(`\nfresh stacks: ${fresh.text}`);
+  const paired = results.flatMap((x) => (x.warm ? [{ fresh: x.fresh, warm: x.warm }] : []));
+  if (paired.length) {
+    console.log(`the same stacks warm: ${tally(paired.map((x) => x.warm)).text}`);
+    const readings = new Map<string, number>();
+    for (const x of paired) {
+      const reading = readRound(x.fresh.judgement.verdict, x.warm.judgement.verdict);
+      readings.set(reading, (readings.get(reading) ?? 0) + 1);
+    }
+    console.log(`rounds read fresh against warm: ${[...readings].map(([reading, n]) => `${reading} ×${n}`).join(', ')}`);
+    if (readings.has('the rate fails warm too')) console.log(`  in those, ${rate} req/s is past what this host carried within the rule even warm: they say nothing about readiness`);
   }
-  const passed = results.filter((x) => x.fresh.judgement.verdict === 'PASS').length;
-  const invalid = results.filter((x) => x.fresh.judgement.verdict === 'INVALID').length;
-  return passed === rounds ? 0 : invalid + passed === rounds ? 3 : 1;
+  return fresh.passed === rounds ? 0 : fresh.invalid + fresh.passed === rounds ? 3 : 1;
 }
 
 /** The stack a round has up, stopped by Ctrl-C. */
@@ -245,6 +263,7 @@ function parseColdstartArgs(argv: string[]): ColdstartOptions {
     options: { rounds: { type: 'string' }, seed: { type: 'string' }, load: { type: 'boolean', default: false }, rate: { type: 'string' }, seconds: { type: 'string' }, 'warm-control': { type: 'string' }, help: { type: 'boolean', default: false } },
   });
   if (values.help) throw new UsageError('');
+  if (values['warm-control'] !== undefined && !values.load) throw new UsageError('--warm-control goes with --load');
   return {
     load: values.load ?? false,
     rate: numberOption('rate', values.rate, 1500, 1, false),

@@ -222,7 +222,7 @@ async function main(o: Options): Promise<number> {
   }
   const version = k6Version();
   if (version === undefined) {
-    console.error(noK6Message('npm run k6-vs-node'));
+    console.error(noK6Message('npm run k6-vs-node', 'this command compares k6 with the Node generator, so it needs both'));
     return 2;
   }
   for (const g of GENERATORS) if (!fs.existsSync(SCRIPT_OF[g])) throw new Error(`${SCRIPT_OF[g]} is missing: npm run build`);

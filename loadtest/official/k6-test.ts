@@ -48,9 +48,9 @@ export function k6Version(): string | undefined {
   return r.error || r.status !== 0 ? undefined : r.stdout.trim();
 }
 
-/** What a command that needs k6 says when there is none: where k6 comes from, and what to run instead. */
-export function noK6Message(command: string): string {
-  return `${command}: no '${K6_BINARY}' on PATH. k6 is not an npm package; install it (https://grafana.com/docs/k6/latest/set-up/install-k6/) to run ${path.relative(REPO, K6_SCRIPT)}, or use npm run loadtest (the same test on Node).`;
+/** What a command that needs k6 says when there is none: where k6 comes from, and what else may do. */
+export function noK6Message(command: string, instead: string): string {
+  return `${command}: no '${K6_BINARY}' on PATH. k6 is not an npm package; install it (https://grafana.com/docs/k6/latest/set-up/install-k6/) to run ${path.relative(REPO, K6_SCRIPT)}; ${instead}.`;
 }
 
 /** This process's waited-for children's CPU so far (k6's, once it has exited). */
@@ -69,7 +69,7 @@ function runK6(args: string[]): Promise<number | null> {
 async function main(options: Options): Promise<number> {
   const version = k6Version();
   if (version === undefined) {
-    console.error(noK6Message('npm run k6'));
+    console.error(noK6Message('npm run k6', 'or use npm run loadtest, the same test on Node'));
     return 2;
   }
   const prepared = await prepareTarget(options);

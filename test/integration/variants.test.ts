@@ -82,7 +82,7 @@ async function concurrentDebits(stack: TestStack): Promise<void> {
     assert.ok(s.json.ultimas_transacoes.length <= 10);
   }
   // ledger_audit's balance is accounts.balance in the repository and the newest entry's in
-  // ledger-balance.sql, which leaves accounts.balance at 0.
+  // balance-in-ledger.sql, which leaves accounts.balance at 0.
   assert.deepEqual(stack.psql('SELECT balance, entries FROM ledger_audit WHERE id = 5'), [[String(-valor * fit), String(fit)]]);
   assert.deepEqual(stack.audit(), []);
 }
@@ -93,8 +93,8 @@ const VARIANTS: { name: string; env: Record<string, string>; check?: (stack: Tes
   { name: 'lock-for-update', env: { CREBITOS_SQL: 'loadtest/bench/variants/lock-for-update.sql' } },
   { name: 'lock-advisory', env: { CREBITOS_SQL: 'loadtest/bench/variants/lock-advisory.sql' } },
   {
-    name: 'ledger-balance',
-    env: { CREBITOS_SQL: 'loadtest/bench/variants/ledger-balance.sql' },
+    name: 'balance-in-ledger',
+    env: { CREBITOS_SQL: 'loadtest/bench/variants/balance-in-ledger.sql' },
     check: (stack) => {
       // The overlay really was applied: the ledger stores the balance after each entry.
       assert.deepEqual(stack.psql("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'ledger'::regclass AND attname = 'balance'"), [['integer']]);

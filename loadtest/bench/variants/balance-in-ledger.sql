@@ -1,4 +1,4 @@
--- npm run bench -- ledger-balance / npm run ageing -- --compare ledger-balance: each account's
+-- npm run bench -- balance-in-ledger / npm run ageing -- --compare balance-in-ledger: each account's
 -- balance kept in the ledger, as the balance after each entry, instead of in accounts.balance
 -- (CREBITOS_SQL=<this file>, loaded after procedures.sql). post_transaction serialises an
 -- account with a transaction-level advisory lock and only inserts; accounts is never updated, so
@@ -28,8 +28,9 @@ COMMENT ON COLUMN accounts.balance IS
 -- Each account's limit and balance: the newest ledger entry's balance, 0 before the first. The
 -- lookup is a backward scan of the primary key (account_id, id) that stops at the first entry,
 -- so its cost does not grow with the ledger. A view rather than a function: the rewriter inlines
--- it into post_transaction, account_statement and the audit, which all read the balance this one
--- way, at no call's cost (a SQL function with a subquery is not inlined).
+-- it into post_transaction and the audit, which read the balance this one way, at no call's cost
+-- (a SQL function with a subquery is not inlined). The statement reads its ten newest entries
+-- anyway and takes the balance from the first of them (below).
 CREATE VIEW account_balances AS
   SELECT a.id,
          a.credit_limit,
@@ -40,18 +41,15 @@ CREATE VIEW account_balances AS
                     LIMIT 1), 0) AS balance
     FROM accounts a;
 
--- Locking: every writer of the ledger goes through this function and takes the account's
--- transaction-level advisory lock first. PostgreSQL releases it only when the transaction ends,
--- after its commit (or rollback) is visible to every snapshot taken later; synchronous_commit
--- off only delays the WAL flush, not that visibility. Under READ COMMITTED each statement of a
--- VOLATILE plpgsql function (the default) takes a new snapshot, so the read after the lock is
--- granted sees the entry the previous holder committed: the limit is checked against the latest
--- balance, and each entry's balance is its predecessor's plus its own amount. (A STABLE function
--- would read with the snapshot of the call, taken before the wait, and lose updates.) The insert
--- happens under the lock, so the account's ledger ids follow the order of its balances, which is
--- what the newest-entry lookup and the audit's replay rely on. Different accounts never wait for
--- each other. The cost compared with the original: a lock-manager call and one more statement
--- (the read) on every call, the lock taken even for a refused debit, 4 more bytes per entry.
+-- Locking: the advisory lock of lock-advisory.sql (why a waiter then reads the previous holder's
+-- committed state is explained there), with the balance read from the account's newest entry
+-- instead of its row. What is new here: the entry is inserted while the lock is held, so an
+-- account's ledger ids follow the order of its balances, and the newest-entry lookup and the
+-- audit's replay depend on that. It holds because the ledger's identity has PostgreSQL's default
+-- CACHE 1: each nextval is taken under the lock; with a per-session cache, a later holder could
+-- get a smaller id than an earlier one and the lookup would read a stale balance. The cost
+-- compared with the original: a lock-manager call and one more statement (the read) on every
+-- call, the lock taken even for a refused debit, 4 more bytes per entry.
 CREATE OR REPLACE FUNCTION post_transaction(
   p_account     integer,
   p_amount      integer,
@@ -98,28 +96,30 @@ BEGIN
 END
 $$;
 
--- procedures.sql's statement with saldo.total from account_balances: still one statement, one
--- snapshot, so the balance and the last entries agree.
+-- procedures.sql's statement, with saldo.total taken from the newest of the (at most) ten entries
+-- it already reads, so the statement still descends the ledger's index once. Still one statement,
+-- one snapshot: the balance and the last entries agree.
 CREATE OR REPLACE FUNCTION account_statement(p_account integer) RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
   RETURN (
     SELECT json_build_object(
              'saldo', json_build_object(
-               'total',        a.balance,
+               'total',        COALESCE(recent.newest_balance, 0),
                'data_extrato', utc_iso(now()),
                'limite',       a.credit_limit),
              'ultimas_transacoes', COALESCE(recent.entries, '[]'::json)
            )::text
-      FROM account_balances a
+      FROM accounts a
       LEFT JOIN LATERAL (
         SELECT json_agg(json_build_object(
                  'valor',        l.amount,
                  'tipo',         l.kind,
                  'descricao',    l.description,
                  'realizada_em', utc_iso(l.created_at))
-               ORDER BY l.id DESC) AS entries
-          FROM (SELECT amount, kind, description, created_at, id
+               ORDER BY l.id DESC) AS entries,
+               (array_agg(l.balance ORDER BY l.id DESC))[1] AS newest_balance
+          FROM (SELECT amount, kind, description, created_at, id, balance
                   FROM ledger
                  WHERE account_id = a.id
                  ORDER BY id DESC
