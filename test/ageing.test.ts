@@ -53,8 +53,8 @@ describe('database readings', () => {
   });
 });
 
-const win = (db: number | null, p99 = 1, errors = 0, lagValid = true): AgeingWindow =>
-  ({ p99, errors, lagValid, dbMsPerServed: db, cpuMsPerRequest: db === null ? null : { db, api: 0, nginx: 0, total: db } }) as unknown as AgeingWindow;
+const win = (db: number | null, p99 = 1, errors = 0, lagValid = true, nginx = 0.1): AgeingWindow =>
+  ({ p99, errors, lagValid, dbMsPerServed: db, cpuMsPerRequest: db === null ? null : { db, api: 0, nginx, total: db + nginx } }) as unknown as AgeingWindow;
 
 describe('the ageing ratio', () => {
   it('is the costliest window over the first, so a rise that later falls back still counts', () => {
@@ -94,6 +94,19 @@ describe('the ageing ratio', () => {
     assert.equal(cur.vsBaseline, null);
     assert.ok(old.vsBaseline && old.vsBaseline.dbCpuMs !== null && old.vsBaseline.dbCpuMs > 1.2);
     assert.ok(AGEING_LIMIT > 1 && AGEING_LIMIT < 1.2);
+  });
+  it("in units of nginx's CPU per request, a host that slowed everything down during one variant's runs does not count against it", () => {
+    // The variant ran while the host was 20 % slower: every component's CPU per request rose.
+    const ms = [measurement(1, 'current', [win(0.2, 1, 0, true, 0.1), win(0.2, 1, 0, true, 0.1)]), measurement(1, 'slow-host', [win(0.24, 1, 0, true, 0.12), win(0.24, 1, 0, true, 0.12)])];
+    const [, slow] = summarizeAgeing(ms, [
+      { name: 'current', baseline: true },
+      { name: 'slow-host', baseline: false },
+    ]);
+    assert.equal(ms[0].dbPerNginxMedian, 2);
+    assert.equal(slow.vsBaseline?.dbCpuMs, 1.2);
+    assert.equal(slow.vsBaseline?.dbPerNginx, 1);
+    // Without nginx readings there is no such ratio.
+    assert.equal(measurement(1, 'x', [win(0.2, 1, 0, true, 0)]).dbPerNginxMedian, null);
   });
 });
 

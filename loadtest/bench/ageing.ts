@@ -15,7 +15,9 @@
 //
 // --compare runs the variants of a bench experiment (loadtest/bench/bench-variants.ts) alternately,
 // A B A B …, each on a fresh stack, and prints each variant's medians and their ratios to the
-// repository's. Reports go to reports/ageing/<name>-<timestamp>.json and .md.
+// repository's; PostgreSQL's also in units of nginx's CPU per request in the same window, which
+// a host that slows every process at once leaves alone. Reports go to
+// reports/ageing/<name>-<timestamp>.json and .md.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -209,6 +211,12 @@ export interface AgeingMeasurement {
   trendRatio: number | null;
   /** median over the windows of PostgreSQL's CPU ms per request */
   dbCpuMsMedian: number | null;
+  /**
+   * median over the windows of PostgreSQL's CPU per request divided by nginx's in the same window.
+   * nginx does the same work whatever the database does, so a host that runs everything slower
+   * for a while (a busy neighbour, a CPU that changed speed) moves both and leaves this alone.
+   */
+  dbPerNginxMedian: number | null;
   p99Median: number;
   errors: number;
   /** windows whose generator lag broke its limits */
@@ -230,6 +238,7 @@ export function trendRatio(dbCpuMs: readonly number[]): number | null {
 
 export function measurement(round: number, variant: string, windows: AgeingWindow[]): AgeingMeasurement {
   const db = windows.map((w) => w.dbMsPerServed).filter((x): x is number => x !== null);
+  const perNginx = windows.flatMap((w) => (w.dbMsPerServed !== null && w.cpuMsPerRequest && w.cpuMsPerRequest.nginx > 0 ? [w.dbMsPerServed / w.cpuMsPerRequest.nginx] : []));
   return {
     round,
     variant,
@@ -237,6 +246,7 @@ export function measurement(round: number, variant: string, windows: AgeingWindo
     ageingRatio: db.length === windows.length ? ageingRatio(db) : null,
     trendRatio: db.length === windows.length ? trendRatio(db) : null,
     dbCpuMsMedian: db.length === windows.length ? spread(db).median : null,
+    dbPerNginxMedian: perNginx.length === windows.length && perNginx.length > 0 ? spread(perNginx).median : null,
     p99Median: spread(windows.map((w) => w.p99)).median ?? 0,
     errors: windows.reduce((sum, w) => sum + w.errors, 0),
     invalidWindows: windows.filter((w) => !w.lagValid).length,
@@ -250,10 +260,12 @@ export interface AgeingSummaryRow {
   ageingRatio: Spread | null;
   trendRatio: Spread | null;
   dbCpuMs: Spread | null;
+  /** PostgreSQL's CPU per request in units of nginx's (see AgeingMeasurement.dbPerNginxMedian) */
+  dbPerNginx: Spread | null;
   p99: Spread;
   errors: Spread;
   /** medians over this variant's measurements divided by the baseline's */
-  vsBaseline: { dbCpuMs: number | null; p99: number | null } | null;
+  vsBaseline: { dbCpuMs: number | null; dbPerNginx: number | null; p99: number | null } | null;
   pass: boolean;
 }
 
@@ -273,6 +285,7 @@ export function summarizeAgeing(measurements: AgeingMeasurement[], variants: Pic
       ageingRatio: ratio,
       trendRatio: spreadOf(ms.map((m) => m.trendRatio)),
       dbCpuMs: spreadOf(ms.map((m) => m.dbCpuMsMedian)),
+      dbPerNginx: spreadOf(ms.map((m) => m.dbPerNginxMedian)),
       p99: spread(ms.map((m) => m.p99Median)),
       errors: spread(ms.map((m) => m.errors)),
       vsBaseline: null as AgeingSummaryRow['vsBaseline'],
@@ -283,7 +296,7 @@ export function summarizeAgeing(measurements: AgeingMeasurement[], variants: Pic
   const ratioOf = (a: number | null | undefined, b: number | null | undefined): number | null => (a != null && b != null && b > 0 ? Math.round((a / b) * 100) / 100 : null);
   for (const r of rows) {
     if (!base || r === base || r.measurements === 0) continue;
-    r.vsBaseline = { dbCpuMs: ratioOf(r.dbCpuMs?.median, base.dbCpuMs?.median), p99: ratioOf(r.p99.median, base.p99.median) };
+    r.vsBaseline = { dbCpuMs: ratioOf(r.dbCpuMs?.median, base.dbCpuMs?.median), dbPerNginx: ratioOf(r.dbPerNginx?.median, base.dbPerNginx?.median), p99: ratioOf(r.p99.median, base.p99.median) };
   }
   return rows;
 }
@@ -314,7 +327,7 @@ export function rolesText(r: PgRoleCpu): string {
 }
 
 export function summaryTable(rows: AgeingSummaryRow[]): string[][] {
-  const header = ['variant', 'runs', `ageing ratio (≤ ${AGEING_LIMIT})`, 'trend (last third / first third)', 'db CPU ms per served request, median of windows', 'p99 ms, median of windows', 'errors', 'db CPU vs repository', 'p99 vs repository'];
+  const header = ['variant', 'runs', `ageing ratio (≤ ${AGEING_LIMIT})`, 'trend (last third / first third)', 'db CPU ms per served request, median of windows', 'p99 ms, median of windows', 'errors', 'db CPU vs repository', 'the same in units of nginx CPU per request (host drift removed)', 'p99 vs repository'];
   return [
     header,
     ...rows.map((r) => [
@@ -326,6 +339,7 @@ export function summaryTable(rows: AgeingSummaryRow[]): string[][] {
       spreadText(r.p99),
       spreadText(r.errors, 0),
       r.vsBaseline ? `×${fmt(r.vsBaseline.dbCpuMs)}` : '',
+      r.vsBaseline ? `×${fmt(r.vsBaseline.dbPerNginx)}` : '',
       r.vsBaseline ? `×${fmt(r.vsBaseline.p99)}` : '',
     ]),
   ];
