@@ -718,11 +718,29 @@ export async function startPool(pool: Pool, timeoutMs: number, log: (message: st
   }
 }
 
+/** An HTTP server as the service runs it: its timeouts and its answer to unparseable HTTP. */
+function serviceServer(handler: http.RequestListener): http.Server {
+  const server = http.createServer(handler);
+  // Keep-alive from nginx should outlive nginx's own idle timeout, so the proxy, not us,
+  // decides when an upstream connection closes (avoids a race on reused sockets).
+  server.keepAliveTimeout = 75_000;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
+  server.on('clientError', onClientError);
+  return server;
+}
+
+/** The kind of the warm-up's i-th request, in a cycle of four: statement, valid, statement, refused. */
+export function warmUpRequestKind(i: number): 'statement' | 'no_account' | 'refused' {
+  return i % 2 === 0 ? 'statement' : i % 4 === 1 ? 'no_account' : 'refused';
+}
+
 /**
  * The official test opens with a burst (25 concurrent debits) that would otherwise meet
  * interpreted code: node:http's parser and writer, our routing, parsing and pool. Before the real
- * socket exists, the same handler serves `count` requests (WARM_UP_REQUESTS) on a private
- * loopback port so V8 has optimised the whole path, the accepted POST's included: the database
+ * socket exists, the same handler serves `count` requests (WARM_UP_REQUESTS) on a private socket
+ * of the same kind (a unix socket beside the service's, or a loopback port) so V8 has optimised the
+ * whole path, the accepted POST's included: the database
  * call, its row and the status it maps to. None changes state. Statements are reads; half the
  * POSTs are valid transactions for an account that cannot exist (the largest id; only the five
  * seeded accounts do), which the procedure answers 'no_account' without writing; the other half
@@ -731,18 +749,19 @@ export async function startPool(pool: Pool, timeoutMs: number, log: (message: st
  * stall makes requests pile up, nginx opens new upstream connections by the dozen, and accepting
  * one should not be the code V8 has never seen.
  */
-/** The kind of the warm-up's i-th request, in a cycle of four: statement, valid, statement, refused. */
-export function warmUpRequestKind(i: number): 'statement' | 'no_account' | 'refused' {
-  return i % 2 === 0 ? 'statement' : i % 4 === 1 ? 'no_account' : 'refused';
-}
-
-async function warmUp(handler: http.RequestListener, count: number): Promise<Map<number, number>> {
+async function warmUp(handler: http.RequestListener, count: number, socketPath: string): Promise<Map<number, number>> {
   /** How many warm-up requests got each status; 0 counts those that got no complete answer. */
   const answered = new Map<number, number>();
   if (count === 0) return answered;
-  const server = http.createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  // Configured as the service's server is, so its connections are the same objects.
+  const server = serviceServer(handler);
+  // The same kind of socket as the service's: a unix socket's connections are other objects than
+  // TCP's all the way up node:http's stream code, and code optimised for one deoptimises on the
+  // other (a TCP warm-up left 32 deoptimisations for the first 10 s of real load on the socket).
+  const warmUpPath = socketPath && `${socketPath}.warm-up`;
+  if (warmUpPath) fs.rmSync(warmUpPath, { force: true });
+  await new Promise<void>((resolve) => (warmUpPath ? server.listen(warmUpPath, resolve) : server.listen(0, '127.0.0.1', resolve)));
+  const where = warmUpPath ? { socketPath: warmUpPath } : { host: '127.0.0.1', port: (server.address() as AddressInfo).port };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   const posts = {
     no_account: { path: `/clientes/${MAX_INT4}/transacoes`, body: '{"valor": 1000, "tipo": "d", "descricao": "aquecer"}' },
@@ -753,7 +772,7 @@ async function warmUp(handler: http.RequestListener, count: number): Promise<Map
       const kind = warmUpRequestKind(i);
       const post = kind === 'statement' ? undefined : posts[kind];
       const headers = post ? { 'content-type': 'application/json', 'content-length': post.body.length } : {};
-      const req = http.request({ host: '127.0.0.1', port, agent: i % 7 === 6 ? false : agent, method: post ? 'POST' : 'GET', path: post ? post.path : '/clientes/1/extrato', headers }, (res) => {
+      const req = http.request({ ...where, agent: i % 7 === 6 ? false : agent, method: post ? 'POST' : 'GET', path: post ? post.path : '/clientes/1/extrato', headers }, (res) => {
         res.resume();
         // 'close' comes after 'end', and also when the response is cut short (then incomplete):
         // either way the warm-up goes on, so start-up cannot hang on one request.
@@ -785,20 +804,13 @@ export async function main(config: Config = readConfig()): Promise<void> {
   await startPool(pool, config.startupTimeoutMs, log);
   const handler = createHandler(pool, log);
   const warmStarted = performance.now();
-  const answered = await warmUp(handler, config.warmUpRequests);
+  const answered = await warmUp(handler, config.warmUpRequests, config.socketPath);
   const warmMs = Math.round(performance.now() - warmStarted);
   // The statuses tell whether the warm-up ran the paths it is there to warm (a database that
   // answered 503 throughout would not have).
   const statuses = [...answered].sort(([a], [b]) => a - b).map(([status, n]) => `${status || 'no answer'} x${n}`).join(', ');
 
-  const server = http.createServer(handler);
-  // Keep-alive from nginx should outlive nginx's own idle timeout, so the proxy, not us,
-  // decides when an upstream connection closes (avoids a race on reused sockets).
-  server.keepAliveTimeout = 75_000;
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 15_000;
-  server.on('clientError', onClientError);
-
+  const server = serviceServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     if (config.socketPath) {

@@ -14,6 +14,13 @@
 // both failing is a rate this host cannot carry within the rule even warm (a shared, noisy
 // machine), which a failed fresh step alone cannot tell apart.
 //
+// --warmth: how warm an API is the moment it listens. For each round, a fresh stack; then api1
+// alone, on its own unix socket (no nginx, no other process's CPU in the reading), serves
+// BATCHES batches of WARMTH_BATCH requests one at a time (statements, credits and debits on the
+// five accounts, one in ten on a new connection), and its cgroup's CPU is read around each batch.
+// A warm API costs about the same in every batch; what the first batch costs over the last is
+// what the start-up warm-up left cold. Compare builds with CREBITOS_API_SCRIPT, alternating.
+//
 // Without --load: what the official test's first second costs. It opens, at t = 0 on a stack that has served
 // nothing, with 25 concurrent debits on client 1 (S1), then 25 concurrent credits (S3), each
 // on its own new connection. This starts a fresh native stack (in the envelope) and, as soon as
@@ -25,9 +32,11 @@
 // Reported per variant: the median over rounds (min–max) of each burst's slowest request, cold
 // and warm, and their ratio. The whole official profile's max is in npm run loadtest's report.
 
+import * as http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import * as path from 'node:path';
 import { StackClient, portOffset } from '../../stack/client';
+import { readGroupUsage } from '../../stack/cgroups';
 import type { StackState } from '../../stack/state';
 import { median, nearestRank } from '../lib/stats';
 import { httpExchange, type Target } from '../lib/http';
@@ -241,11 +250,78 @@ async function mainLoad(rate: number, durationS: number, rounds: number, seed: n
   return fresh.passed === rounds ? 0 : fresh.invalid + fresh.passed === rounds ? 3 : 1;
 }
 
+// ---------------------------------------------------------------------------------------------
+// --warmth: the API's CPU per request in its first requests
+// ---------------------------------------------------------------------------------------------
+
+const WARMTH_BATCH = 1000;
+const WARMTH_BATCHES = 3;
+
+/** One request to an API's unix socket, one at a time; resolves with its status (0: no answer). */
+function socketRequest(socketPath: string, agent: http.Agent | false, i: number): Promise<number> {
+  const id = 1 + (i % 5);
+  const post = i % 2 === 1;
+  const body = post ? JSON.stringify({ valor: 1 + (i % 1000), tipo: i % 4 === 1 ? 'c' : 'd', descricao: 'warmth' }) : undefined;
+  return new Promise((resolve) => {
+    const headers = body ? { 'content-type': 'application/json', 'content-length': body.length } : {};
+    const req = http.request({ socketPath, agent, method: post ? 'POST' : 'GET', path: post ? `/clientes/${id}/transacoes` : `/clientes/${id}/extrato`, headers }, (res) => {
+      res.resume();
+      res.on('close', () => resolve(res.complete ? (res.statusCode ?? 0) : 0));
+    });
+    req.on('error', () => resolve(0));
+    req.end(body);
+  });
+}
+
+/** api1's CPU per request, in µs, over each batch of its first requests on a fresh stack. */
+async function warmthRound(): Promise<{ usPerRequest: number[]; warmUpLine: string }> {
+  const offset = portOffset('coldstart-warmth', 900, 7);
+  const stack = (running = new StackClient({ home: path.join(REPO, '.stack-chaos-coldstart-warmth'), httpPort: 29000 + offset, pgPort: 59000 + offset, env: { PG_SETTINGS: undefined } }));
+  const state = await stack.up();
+  try {
+    const group = state.cgroups?.api1;
+    if (!group) throw new Error('--warmth needs the stack inside its envelope (cgroups): run as root, without CREBITOS_NO_LIMITS');
+    const socketPath = stack.apiSocket('api1');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const usPerRequest: number[] = [];
+    let n = 0;
+    for (let b = 0; b < WARMTH_BATCHES; b++) {
+      const before = readGroupUsage('api1', group).cpuSeconds;
+      for (let i = 0; i < WARMTH_BATCH; i++, n++) {
+        const status = await socketRequest(socketPath, n % 10 === 9 ? false : agent, n);
+        if (status !== 200 && status !== 422) throw new Error(`request ${n} to api1 answered ${status || 'nothing'}`);
+      }
+      usPerRequest.push(Math.round(((readGroupUsage('api1', group).cpuSeconds - before) * 1e6) / WARMTH_BATCH));
+    }
+    agent.destroy();
+    const warmUpLine = /warmed up with \d+ requests in \d+ ms/.exec(stack.componentLog('api1'))?.[0] ?? 'no warm-up logged';
+    return { usPerRequest, warmUpLine };
+  } finally {
+    stack.down();
+    running = undefined;
+  }
+}
+
+async function mainWarmth(rounds: number): Promise<number> {
+  console.log(`api1's CPU per request over its first ${WARMTH_BATCHES} x ${WARMTH_BATCH} requests on a fresh stack, one at a time on its unix socket (host: ${machineInfo().model}; API script: ${process.env.CREBITOS_API_SCRIPT ?? 'dist/server.js'})`);
+  const rows: number[][] = [];
+  for (let r = 1; r <= rounds; r++) {
+    const { usPerRequest, warmUpLine } = await warmthRound();
+    rows.push(usPerRequest);
+    console.log(`[stack ${r}/${rounds}] µs per request, batch by batch: ${usPerRequest.join(' / ')}  (${warmUpLine})`);
+  }
+  const first = rows.map((x) => x[0]);
+  const coldness = rows.map((x) => x[0] / x[x.length - 1]);
+  console.log(`\nfirst batch: ${fmt(first)} µs per request; first over last: ×${fmt(coldness)}`);
+  return 0;
+}
+
 /** The stack a round has up, stopped by Ctrl-C. */
 let running: StackClient | undefined;
 
 interface ColdstartOptions {
   load: boolean;
+  warmth: boolean;
   rate: number;
   seconds: number;
   rounds: number;
@@ -254,18 +330,21 @@ interface ColdstartOptions {
 }
 
 const USAGE = `usage: npm run coldstart -- [--rounds N] [--seed N]
+       npm run coldstart -- --warmth [--rounds N]
        npm run coldstart -- --load [--rate R] [--seconds S] [--rounds N] [--seed N] [--warm-control S]
   --warm-control S  after each fresh step, S seconds more load, then the same step on the now warm stack (default 0: none)`;
 
 function parseColdstartArgs(argv: string[]): ColdstartOptions {
   const { values } = parseToolArgs({
     args: argv,
-    options: { rounds: { type: 'string' }, seed: { type: 'string' }, load: { type: 'boolean', default: false }, rate: { type: 'string' }, seconds: { type: 'string' }, 'warm-control': { type: 'string' }, help: { type: 'boolean', default: false } },
+    options: { rounds: { type: 'string' }, seed: { type: 'string' }, load: { type: 'boolean', default: false }, warmth: { type: 'boolean', default: false }, rate: { type: 'string' }, seconds: { type: 'string' }, 'warm-control': { type: 'string' }, help: { type: 'boolean', default: false } },
   });
   if (values.help) throw new UsageError('');
   if (values['warm-control'] !== undefined && !values.load) throw new UsageError('--warm-control goes with --load');
+  if (values.warmth && values.load) throw new UsageError('--warmth and --load are separate checks: one at a time');
   return {
     load: values.load ?? false,
+    warmth: values.warmth ?? false,
     rate: numberOption('rate', values.rate, 1500, 1, false),
     seconds: numberOption('seconds', values.seconds, 10, 1, false),
     rounds: numberOption('rounds', values.rounds, values.load ? 5 : 3, 1, true),
@@ -274,8 +353,9 @@ function parseColdstartArgs(argv: string[]): ColdstartOptions {
   };
 }
 
-async function main({ load, rate, seconds, rounds, seed, warmControlS }: ColdstartOptions): Promise<number> {
+async function main({ load, warmth, rate, seconds, rounds, seed, warmControlS }: ColdstartOptions): Promise<number> {
   if (load) return mainLoad(rate, seconds, rounds, seed, warmControlS);
+  if (warmth) return mainWarmth(rounds);
   const results: Measurement[] = [];
   for (let r = 1; r <= rounds; r++) {
     for (const v of VARIANTS) {
