@@ -730,6 +730,41 @@ function serviceServer(handler: http.RequestListener): http.Server {
   return server;
 }
 
+/** Longest unix socket path Linux binds (sun_path is 108 bytes with its NUL); Node cuts longer ones. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+/**
+ * Where the warm-up listens: the same kind of socket as the service's. A unix socket's connections
+ * are other objects than TCP's all the way up node:http's stream code, so code optimised on one
+ * deoptimises on the other (a TCP warm-up left 32 deoptimisations for the first 10 s of load on the
+ * unix socket, one run with --trace-deopt). The warm-up is only an optimisation: when its socket
+ * cannot be used (a path too long, a directory it may not write), it warms up on a loopback port.
+ */
+async function listenForWarmUp(server: http.Server, socketPath: string, log: (message: string) => void): Promise<{ socketPath: string } | { host: string; port: number }> {
+  const listen = (options: net.ListenOptions): Promise<void> =>
+    new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  if (socketPath) {
+    const path = `${socketPath}.warm-up`;
+    try {
+      if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) throw new Error(`the path is longer than ${MAX_SOCKET_PATH_BYTES} bytes`);
+      // A warm-up cut short (a kill within its seconds) leaves the file behind.
+      fs.rmSync(path, { force: true });
+      await listen({ path });
+      return { socketPath: path };
+    } catch (err) {
+      log(`warm-up socket ${path} unusable (${(err as Error).message}); warming up on a loopback port instead`);
+    }
+  }
+  await listen({ port: 0, host: '127.0.0.1' });
+  return { host: '127.0.0.1', port: (server.address() as AddressInfo).port };
+}
+
 /** The kind of the warm-up's i-th request, in a cycle of four: statement, valid, statement, refused. */
 export function warmUpRequestKind(i: number): 'statement' | 'no_account' | 'refused' {
   return i % 2 === 0 ? 'statement' : i % 4 === 1 ? 'no_account' : 'refused';
@@ -739,9 +774,8 @@ export function warmUpRequestKind(i: number): 'statement' | 'no_account' | 'refu
  * The official test opens with a burst (25 concurrent debits) that would otherwise meet
  * interpreted code: node:http's parser and writer, our routing, parsing and pool. Before the real
  * socket exists, the same handler serves `count` requests (WARM_UP_REQUESTS) on a private socket
- * of the same kind (a unix socket beside the service's, or a loopback port) so V8 has optimised the
- * whole path, the accepted POST's included: the database
- * call, its row and the status it maps to. None changes state. Statements are reads; half the
+ * of the same kind (see listenForWarmUp) so V8 has optimised the whole path, the database call
+ * and the status it maps to included. None changes state. Statements are reads; half the
  * POSTs are valid transactions for an account that cannot exist (the largest id; only the five
  * seeded accounts do), which the procedure answers 'no_account' without writing; the other half
  * are refused by validation (a descricao of 11 characters). One request in seven comes on a
@@ -749,19 +783,13 @@ export function warmUpRequestKind(i: number): 'statement' | 'no_account' | 'refu
  * stall makes requests pile up, nginx opens new upstream connections by the dozen, and accepting
  * one should not be the code V8 has never seen.
  */
-async function warmUp(handler: http.RequestListener, count: number, socketPath: string): Promise<Map<number, number>> {
+export async function warmUp(handler: http.RequestListener, count: number, socketPath: string, log: (message: string) => void): Promise<Map<number, number>> {
   /** How many warm-up requests got each status; 0 counts those that got no complete answer. */
   const answered = new Map<number, number>();
   if (count === 0) return answered;
-  // Configured as the service's server is, so its connections are the same objects.
+  // Configured as the service's server is, so that its connections are built the same way.
   const server = serviceServer(handler);
-  // The same kind of socket as the service's: a unix socket's connections are other objects than
-  // TCP's all the way up node:http's stream code, and code optimised for one deoptimises on the
-  // other (a TCP warm-up left 32 deoptimisations for the first 10 s of real load on the socket).
-  const warmUpPath = socketPath && `${socketPath}.warm-up`;
-  if (warmUpPath) fs.rmSync(warmUpPath, { force: true });
-  await new Promise<void>((resolve) => (warmUpPath ? server.listen(warmUpPath, resolve) : server.listen(0, '127.0.0.1', resolve)));
-  const where = warmUpPath ? { socketPath: warmUpPath } : { host: '127.0.0.1', port: (server.address() as AddressInfo).port };
+  const where = await listenForWarmUp(server, socketPath, log);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   const posts = {
     no_account: { path: `/clientes/${MAX_INT4}/transacoes`, body: '{"valor": 1000, "tipo": "d", "descricao": "aquecer"}' },
@@ -804,7 +832,7 @@ export async function main(config: Config = readConfig()): Promise<void> {
   await startPool(pool, config.startupTimeoutMs, log);
   const handler = createHandler(pool, log);
   const warmStarted = performance.now();
-  const answered = await warmUp(handler, config.warmUpRequests, config.socketPath);
+  const answered = await warmUp(handler, config.warmUpRequests, config.socketPath, log);
   const warmMs = Math.round(performance.now() - warmStarted);
   // The statuses tell whether the warm-up ran the paths it is there to warm (a database that
   // answered 503 throughout would not have).

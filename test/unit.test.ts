@@ -4,6 +4,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import {
@@ -17,6 +19,7 @@ import {
   parseTransaction,
   readConfig,
   route,
+  warmUp,
 } from '../server';
 import type { Rejection, Transaction } from '../server';
 
@@ -865,5 +868,45 @@ describe('readConfig', () => {
         `${name}=${value}`,
       );
     }
+  });
+});
+
+describe('the start-up warm-up', () => {
+  // A stand-in for the service's handler: the answers the real one gives each kind of warm-up request.
+  const handler: http.RequestListener = (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const status = req.method === 'GET' ? 200 : req.url === `/clientes/${MAX_INT4}/transacoes` ? 404 : 422;
+      res.writeHead(status, { 'content-length': 2 }).end('{}');
+    });
+  };
+  const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'crebitos-warm-up-'));
+
+  test("serves every request on a unix socket beside the service's, replacing a stale file, and leaves none behind", async () => {
+    const dir = tmp();
+    const socketPath = path.join(dir, 'api1.sock');
+    fs.writeFileSync(`${socketPath}.warm-up`, 'left by a warm-up cut short');
+    const logged: string[] = [];
+    const answered = await warmUp(handler, 40, socketPath, (m) => logged.push(m));
+    assert.deepEqual([...answered].sort(([a], [b]) => a - b), [[200, 20], [404, 10], [422, 10]]);
+    assert.deepEqual(logged, []);
+    assert.deepEqual(fs.readdirSync(dir), []);
+  });
+
+  test('falls back to a loopback port, and says so, when its socket cannot be used', async () => {
+    const cases = [path.join(tmp(), 'no-such-directory', 'api1.sock'), path.join(tmp(), `${'x'.repeat(120)}.sock`)];
+    for (const socketPath of cases) {
+      const logged: string[] = [];
+      const answered = await warmUp(handler, 8, socketPath, (m) => logged.push(m));
+      assert.equal(answered.get(200), 4, socketPath);
+      assert.equal(logged.length, 1);
+      assert.match(logged[0], /warm-up socket .* unusable \(.+\); warming up on a loopback port instead/);
+    }
+  });
+
+  test('without a unix socket it warms up on a loopback port, silently', async () => {
+    const logged: string[] = [];
+    assert.equal((await warmUp(handler, 4, '', (m) => logged.push(m))).get(404), 1);
+    assert.deepEqual(logged, []);
   });
 });

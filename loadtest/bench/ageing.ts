@@ -15,8 +15,8 @@
 //
 // --compare runs the variants of a bench experiment (loadtest/bench/bench-variants.ts) alternately,
 // A B A B …, each on a fresh stack, and prints each variant's medians and their ratios to the
-// repository's; PostgreSQL's also in units of nginx's CPU per request in the same window, which
-// a host that slows every process at once leaves alone. Reports go to
+// repository's; PostgreSQL's also in units of nginx's CPU per request in the same window, a
+// cross-check for a host that slows every process at once. Reports go to
 // reports/ageing/<name>-<timestamp>.json and .md.
 
 import * as fs from 'node:fs';
@@ -212,9 +212,11 @@ export interface AgeingMeasurement {
   /** median over the windows of PostgreSQL's CPU ms per request */
   dbCpuMsMedian: number | null;
   /**
-   * median over the windows of PostgreSQL's CPU per request divided by nginx's in the same window.
-   * nginx does the same work whatever the database does, so a host that runs everything slower
-   * for a while (a busy neighbour, a CPU that changed speed) moves both and leaves this alone.
+   * median over the windows of PostgreSQL's CPU per request divided by nginx's in the same window:
+   * a cross-check for a host that runs everything slower for a while (a busy neighbour, a CPU that
+   * changed speed), which moves both. Not a correction: nginx's cost per request also moves with
+   * the latency behind it (more connections in flight), so part of a variant's own effect can
+   * show up in nginx and be divided out.
    */
   dbPerNginxMedian: number | null;
   p99Median: number;
@@ -238,7 +240,8 @@ export function trendRatio(dbCpuMs: readonly number[]): number | null {
 
 export function measurement(round: number, variant: string, windows: AgeingWindow[]): AgeingMeasurement {
   const db = windows.map((w) => w.dbMsPerServed).filter((x): x is number => x !== null);
-  const perNginx = windows.flatMap((w) => (w.dbMsPerServed !== null && w.cpuMsPerRequest && w.cpuMsPerRequest.nginx > 0 ? [w.dbMsPerServed / w.cpuMsPerRequest.nginx] : []));
+  // Both per completed request (nginx's counts the 503s it answered too).
+  const perNginx = windows.flatMap((w) => (w.cpuMsPerRequest && w.cpuMsPerRequest.nginx > 0 ? [w.cpuMsPerRequest.db / w.cpuMsPerRequest.nginx] : []));
   return {
     round,
     variant,
@@ -327,7 +330,7 @@ export function rolesText(r: PgRoleCpu): string {
 }
 
 export function summaryTable(rows: AgeingSummaryRow[]): string[][] {
-  const header = ['variant', 'runs', `ageing ratio (≤ ${AGEING_LIMIT})`, 'trend (last third / first third)', 'db CPU ms per served request, median of windows', 'p99 ms, median of windows', 'errors', 'db CPU vs repository', 'the same in units of nginx CPU per request (host drift removed)', 'p99 vs repository'];
+  const header = ['variant', 'runs', `ageing ratio (≤ ${AGEING_LIMIT})`, 'trend (last third / first third)', 'db CPU ms per served request, median of windows', 'p99 ms, median of windows', 'errors', 'db CPU vs repository', 'the same in units of nginx CPU per request (a cross-check for host drift)', 'p99 vs repository'];
   return [
     header,
     ...rows.map((r) => [
@@ -405,6 +408,8 @@ async function measureAgeing(o: AgeingOptions, stack: StackClient, round: number
 
 async function runAgeing(o: AgeingOptions, log: (line: string) => void = console.log, onStack: (s: StackClient | undefined) => void = () => {}): Promise<{ report: AgeingReport; json: string }> {
   const started = new Date();
+  // The code that runs is the commit at the start (a commit during a long run changes no dist/).
+  const git = gitInfo();
   const experiment = o.compare === undefined ? undefined : findExperiment(o.compare);
   const variants = experiment ? variantsOf(experiment, repoSources()).filter((v) => v.baseline || !o.variants || o.variants.includes(v.name)) : [REPOSITORY];
   const name = experiment?.name ?? 'repository';
@@ -443,7 +448,7 @@ async function runAgeing(o: AgeingOptions, log: (line: string) => void = console
     startedAt: started.toISOString(),
     finishedAt: new Date().toISOString(),
     command: `npm run ageing -- --rate ${o.rate} --seconds ${o.seconds} --window ${o.windowS} --rounds ${o.rounds}${o.compare ? ` --compare ${o.compare}` : ''}${o.variants ? ` --variants ${o.variants.join(',')}` : ''} --seed ${o.seed}`,
-    git: gitInfo(),
+    git,
     machine: machineInfo(),
     options: { rate: o.rate, seconds: o.seconds, windowS: o.windowS, rounds: o.rounds, compare: o.compare, variants: o.variants, seed: o.seed, portBase: o.portBase },
     variants,

@@ -16,10 +16,11 @@
 //
 // --warmth: how warm an API is the moment it listens. For each round, a fresh stack; then api1
 // alone, on its own unix socket (no nginx, no other process's CPU in the reading), serves
-// BATCHES batches of WARMTH_BATCH requests one at a time (statements, credits and debits on the
-// five accounts, one in ten on a new connection), and its cgroup's CPU is read around each batch.
-// A warm API costs about the same in every batch; what the first batch costs over the last is
-// what the start-up warm-up left cold. Compare builds with CREBITOS_API_SCRIPT, alternating.
+// WARMTH_BATCHES batches of WARMTH_BATCH requests one at a time (statements, credits and debits on
+// the five accounts, one in seven on a new connection), and its cgroup's CPU is read around each
+// batch. The cost falls batch by batch as V8 optimises; the first batch is what the start-up
+// warm-up left cold. Compare builds with CREBITOS_API_SCRIPT, alternating. Needs the envelope's
+// cgroups (root).
 //
 // Without --load: what the official test's first second costs. It opens, at t = 0 on a stack that has served
 // nothing, with 25 concurrent debits on client 1 (S1), then 25 concurrent credits (S3), each
@@ -32,6 +33,7 @@
 // Reported per variant: the median over rounds (min–max) of each burst's slowest request, cold
 // and warm, and their ratio. The whole official profile's max is in npm run loadtest's report.
 
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import * as path from 'node:path';
@@ -39,7 +41,7 @@ import { StackClient, portOffset } from '../../stack/client';
 import { readGroupUsage } from '../../stack/cgroups';
 import type { StackState } from '../../stack/state';
 import { median, nearestRank } from '../lib/stats';
-import { httpExchange, type Target } from '../lib/http';
+import { httpExchange, localTarget, socketTarget, type Target } from '../lib/http';
 import { measuredStep, runStep, type MeasuredStep } from '../lib/open-model';
 import { judgeStep, type Judgement } from '../capacity/capacity-rules';
 import { REPO, machineInfo } from '../lib/provenance';
@@ -100,7 +102,7 @@ async function measure(variant: Variant, seed: number): Promise<Measurement> {
   const stack = (running = new StackClient({ home: path.join(REPO, `.stack-chaos-${name}`), httpPort: 29000 + offset, pgPort: 59000 + offset, env: { ...variant.env, PG_SETTINGS: undefined } }));
   await stack.up();
   try {
-    const target: Target = { baseUrl: `http://127.0.0.1:${stack.httpPort}`, address: '127.0.0.1', family: 4, port: stack.httpPort, hostHeader: `localhost:${stack.httpPort}`, basePath: '' };
+    const target = localTarget(stack.httpPort);
     const cold = await bursts(target);
     await runStep({ port: stack.httpPort, ratePerS: OFFICIAL_MIX.debits + OFFICIAL_MIX.credits + OFFICIAL_MIX.statements, durationS: 8, seed });
     const warm = await bursts(target);
@@ -257,21 +259,15 @@ async function mainLoad(rate: number, durationS: number, rounds: number, seed: n
 const WARMTH_BATCH = 1000;
 const WARMTH_BATCHES = 3;
 
-/** One request to an API's unix socket, one at a time; resolves with its status (0: no answer). */
-function socketRequest(socketPath: string, agent: http.Agent | false, i: number): Promise<number> {
+/** The i-th request of --warmth: statements, credits and debits on the five accounts, in turn. */
+function warmthRequest(i: number): Pick<RequestSpec, 'method' | 'path' | 'body'> {
   const id = 1 + (i % 5);
-  const post = i % 2 === 1;
-  const body = post ? JSON.stringify({ valor: 1 + (i % 1000), tipo: i % 4 === 1 ? 'c' : 'd', descricao: 'warmth' }) : undefined;
-  return new Promise((resolve) => {
-    const headers = body ? { 'content-type': 'application/json', 'content-length': body.length } : {};
-    const req = http.request({ socketPath, agent, method: post ? 'POST' : 'GET', path: post ? `/clientes/${id}/transacoes` : `/clientes/${id}/extrato`, headers }, (res) => {
-      res.resume();
-      res.on('close', () => resolve(res.complete ? (res.statusCode ?? 0) : 0));
-    });
-    req.on('error', () => resolve(0));
-    req.end(body);
-  });
+  if (i % 2 === 0) return { method: 'GET', path: `/clientes/${id}/extrato` };
+  return { method: 'POST', path: `/clientes/${id}/transacoes`, body: JSON.stringify({ valor: 1 + (i % 1000), tipo: i % 4 === 1 ? 'c' : 'd', descricao: 'warmth' }) };
 }
+
+const exchange = (target: Target, spec: Pick<RequestSpec, 'method' | 'path' | 'body'>, agent: http.Agent | false): Promise<number> =>
+  new Promise((resolve) => httpExchange(target, spec, agent, (r) => resolve(r.error ? 0 : r.status), 5000));
 
 /** api1's CPU per request, in µs, over each batch of its first requests on a fresh stack. */
 async function warmthRound(): Promise<{ usPerRequest: number[]; warmUpLine: string }> {
@@ -282,18 +278,24 @@ async function warmthRound(): Promise<{ usPerRequest: number[]; warmUpLine: stri
     const group = state.cgroups?.api1;
     if (!group) throw new Error('--warmth needs the stack inside its envelope (cgroups): run as root, without CREBITOS_NO_LIMITS');
     const socketPath = stack.apiSocket('api1');
+    if (!fs.existsSync(socketPath)) throw new Error(`--warmth talks to api1's unix socket, and ${socketPath} does not exist (CREBITOS_TRANSPORT puts the APIs on TCP?)`);
+    const target = socketTarget(socketPath);
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const usPerRequest: number[] = [];
-    let n = 0;
-    for (let b = 0; b < WARMTH_BATCHES; b++) {
-      const before = readGroupUsage('api1', group).cpuSeconds;
-      for (let i = 0; i < WARMTH_BATCH; i++, n++) {
-        const status = await socketRequest(socketPath, n % 10 === 9 ? false : agent, n);
-        if (status !== 200 && status !== 422) throw new Error(`request ${n} to api1 answered ${status || 'nothing'}`);
+    try {
+      let n = 0;
+      for (let b = 0; b < WARMTH_BATCHES; b++) {
+        const before = readGroupUsage('api1', group).cpuSeconds;
+        for (let i = 0; i < WARMTH_BATCH; i++, n++) {
+          // One in seven on a new connection: seven is prime to the cycles of kinds (2, 4) and accounts (5).
+          const status = await exchange(target, warmthRequest(n), n % 7 === 6 ? false : agent);
+          if (status !== 200 && status !== 422) throw new Error(`request ${n} to api1 answered ${status || 'nothing'}`);
+        }
+        usPerRequest.push(Math.round(((readGroupUsage('api1', group).cpuSeconds - before) * 1e6) / WARMTH_BATCH));
       }
-      usPerRequest.push(Math.round(((readGroupUsage('api1', group).cpuSeconds - before) * 1e6) / WARMTH_BATCH));
+    } finally {
+      agent.destroy();
     }
-    agent.destroy();
     const warmUpLine = /warmed up with \d+ requests in \d+ ms/.exec(stack.componentLog('api1'))?.[0] ?? 'no warm-up logged';
     return { usPerRequest, warmUpLine };
   } finally {
@@ -341,7 +343,7 @@ function parseColdstartArgs(argv: string[]): ColdstartOptions {
   });
   if (values.help) throw new UsageError('');
   if (values['warm-control'] !== undefined && !values.load) throw new UsageError('--warm-control goes with --load');
-  if (values.warmth && values.load) throw new UsageError('--warmth and --load are separate checks: one at a time');
+  if (values.warmth && (values.load || values.rate !== undefined || values.seconds !== undefined || values.seed !== undefined)) throw new UsageError('--warmth takes only --rounds');
   return {
     load: values.load ?? false,
     warmth: values.warmth ?? false,

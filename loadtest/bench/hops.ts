@@ -22,7 +22,6 @@
 // wake-up, as every path's do.
 
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -31,6 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from '../../server';
 import { alive as isAlive, localStack } from '../../stack/state';
 import { median, nearestRank } from '../lib/stats';
+import { httpExchange, localTarget, socketTarget, type Target } from '../lib/http';
 
 const USAGE = `usage: npm run hops -- [--gaps MS,MS,...] [--requests N] [--rounds N] [--json FILE]
   --gaps      idle milliseconds before each request (default 20,2)
@@ -81,27 +81,11 @@ async function databasePath(conninfo: string): Promise<{ send: Send; close: () =
   return { send, close: () => pool.end() };
 }
 
-function httpPath(where: { socketPath: string } | { host: string; port: number }): Send {
+function httpPath(target: Target): Send {
   return (i) =>
     new Promise((resolve, reject) => {
       const body = `{"valor":1,"tipo":"${kindOf(i)}","descricao":"${DESCRIPTION}"}`;
-      const req = http.request({
-        ...where,
-        agent: false,
-        method: 'POST',
-        path: `/clientes/${CLIENT}/transacoes`,
-        headers: { 'content-type': 'application/json', 'content-length': body.length },
-        timeout: 5000,
-      });
-      req.on('response', (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))));
-        res.on('error', reject);
-        res.on('aborted', () => reject(new Error('the connection closed before the body ended')));
-      });
-      req.on('timeout', () => req.destroy(new Error('no answer within 5 s')));
-      req.on('error', reject);
-      req.end(body);
+      httpExchange(target, { method: 'POST', path: `/clientes/${CLIENT}/transacoes`, body }, false, (r) => (r.status === 200 && !r.error ? resolve() : reject(new Error(r.error ?? `HTTP ${r.status}`))), 5000);
     });
 }
 
@@ -145,8 +129,8 @@ async function main(): Promise<void> {
   const db = await databasePath(state.database);
   const send: Record<PathName, Send> = {
     db: db.send,
-    api: httpPath({ socketPath: apiSocket }),
-    nginx: httpPath({ host: '127.0.0.1', port: state.httpPort }),
+    api: httpPath(socketTarget(apiSocket)),
+    nginx: httpPath(localTarget(state.httpPort)),
   };
   const perRound: Record<string, Percentiles[]> = {};
   const minutes = (rounds * gaps.reduce((s, g) => s + g + 0.7, 0) * requests * PATHS.length) / 60_000;

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { StackClient, portOffset } from '../../stack/client';
 import type { StackState } from '../../stack/state';
 import { pgQueries } from '../lib/database';
-import { formatRequest, httpExchange, type Target } from '../lib/http';
+import { formatRequest, httpExchange, localTarget } from '../lib/http';
 import { LOAD_GROUPS, OFFICIAL_MIX, buildSchedule, isOkStatus, randomClienteId, randomValor, seededRng, transactionPayload, type LoadGroup, type Mix, type Profile, type Rng } from '../lib/official-simulation';
 import { arrivalCount, mixSequence, packRequests, runStep } from '../lib/open-model';
 import { REPO } from '../lib/provenance';
@@ -148,7 +148,7 @@ function constantProfile(rates: Rates, seconds: number): Profile {
 
 /** One request to the stack's nginx on localhost; a transport error or a cut response is status 0. */
 function exchange(port: number, method: 'GET' | 'POST', urlPath: string, body: string | undefined, agent: http.Agent | false, timeoutMs: number, onDone: (status: number, error?: string) => void): void {
-  const target: Target = { baseUrl: `http://localhost:${port}`, address: '127.0.0.1', family: 4, port, hostHeader: `localhost:${port}`, basePath: '' };
+  const target = localTarget(port);
   httpExchange(target, { method, path: urlPath, body }, agent, (r) => onDone(r.error ? 0 : r.status, r.error), timeoutMs);
 }
 

@@ -12,6 +12,18 @@ export interface Target {
   port: number;
   hostHeader: string;
   basePath: string;
+  /** a unix socket to connect to instead of address and port (an API's own, bypassing nginx) */
+  socketPath?: string;
+}
+
+/** A Target on this machine's loopback: a stack's nginx. */
+export function localTarget(port: number): Target {
+  return { baseUrl: `http://localhost:${port}`, address: '127.0.0.1', family: 4, port, hostHeader: `localhost:${port}`, basePath: '' };
+}
+
+/** A Target for an API's unix socket. */
+export function socketTarget(socketPath: string): Target {
+  return { baseUrl: `unix:${socketPath}`, address: '', family: 0, port: 0, hostHeader: 'localhost', basePath: '', socketPath };
 }
 
 export interface Raw {
@@ -24,7 +36,7 @@ function transportError(err: NodeJS.ErrnoException): string {
   return `${err.code ?? err.name}: ${err.message}`;
 }
 
-/** One HTTP exchange. `agent: false` = a new TCP connection closed after the response. */
+/** One HTTP exchange. `agent: false` = a new connection closed after the response. */
 export function httpExchange(
   target: Target,
   spec: Pick<RequestSpec, 'method' | 'path' | 'body'>,
@@ -44,9 +56,7 @@ export function httpExchange(
     headers['content-length'] = Buffer.byteLength(spec.body);
   }
   const req = http.request({
-    host: target.address,
-    family: target.family,
-    port: target.port,
+    ...(target.socketPath ? { socketPath: target.socketPath } : { host: target.address, family: target.family, port: target.port }),
     method: spec.method,
     path: target.basePath + spec.path,
     headers,
