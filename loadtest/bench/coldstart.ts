@@ -296,7 +296,8 @@ async function warmthRound(): Promise<{ usPerRequest: number[]; warmUpLine: stri
     } finally {
       agent.destroy();
     }
-    const warmUpLine = /warmed up with \d+ requests in \d+ ms/.exec(stack.componentLog('api1'))?.[0] ?? 'no warm-up logged';
+    // Component logs are appended to across runs: this run's line is the last one.
+    const warmUpLine = [...stack.componentLog('api1').matchAll(/warmed up with \d+ requests in \d+ ms/g)].pop()?.[0] ?? 'no warm-up logged';
     return { usPerRequest, warmUpLine };
   } finally {
     stack.down();
