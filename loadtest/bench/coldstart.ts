@@ -96,21 +96,34 @@ export interface Measurement {
   warm: { debits: Burst; credits: Burst };
 }
 
-async function measure(variant: Variant, seed: number): Promise<Measurement> {
-  const name = `coldstart-${variant.name}`;
+/** The stack a round has up, stopped by Ctrl-C. */
+let running: StackClient | undefined;
+
+/**
+ * Runs `fn` on a fresh native stack of its own (home and ports derived from `name`), inside the
+ * envelope with the contest's PostgreSQL profile, and takes the stack down afterwards, whatever
+ * happened.
+ */
+async function onFreshStack<T>(name: string, env: Record<string, string>, fn: (stack: StackClient, state: StackState) => Promise<T>): Promise<T> {
   const offset = portOffset(name, 900, 7);
-  const stack = (running = new StackClient({ home: path.join(REPO, `.stack-chaos-${name}`), httpPort: 29000 + offset, pgPort: 59000 + offset, env: { ...variant.env, PG_SETTINGS: undefined } }));
-  await stack.up();
+  const stack = (running = new StackClient({ home: path.join(REPO, `.stack-chaos-${name}`), httpPort: 29000 + offset, pgPort: 59000 + offset, env: { ...env, PG_SETTINGS: undefined } }));
+  const state = await stack.up();
   try {
+    return await fn(stack, state);
+  } finally {
+    stack.down();
+    running = undefined;
+  }
+}
+
+async function measure(variant: Variant, seed: number): Promise<Measurement> {
+  return onFreshStack(`coldstart-${variant.name}`, variant.env, async (stack) => {
     const target = localTarget(stack.httpPort);
     const cold = await bursts(target);
     await runStep({ port: stack.httpPort, ratePerS: OFFICIAL_MIX.debits + OFFICIAL_MIX.credits + OFFICIAL_MIX.statements, durationS: 8, seed });
     const warm = await bursts(target);
     return { variant: variant.name, cold, warm };
-  } finally {
-    stack.down();
-    running = undefined;
-  }
+  });
 }
 
 const fmt = (xs: number[]): string => `${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`;
@@ -177,11 +190,8 @@ async function stepOfLoad(state: StackState, port: number, rate: number, duratio
 }
 
 async function freshLoad(rate: number, durationS: number, seed: number, warmControlS: number): Promise<FreshLoad> {
-  const offset = portOffset('coldstart-load', 900, 7);
-  const stack = (running = new StackClient({ home: path.join(REPO, '.stack-chaos-coldstart-load'), httpPort: 29000 + offset, pgPort: 59000 + offset, env: { PG_SETTINGS: undefined } }));
-  const state = await stack.up();
-  const ready = performance.now();
-  try {
+  return onFreshStack('coldstart-load', {}, async (stack, state) => {
+    const ready = performance.now();
     const fresh = await stepOfLoad(state, stack.httpPort, rate, durationS, seed);
     let warm: StepOfLoad | undefined;
     if (warmControlS > 0) {
@@ -191,10 +201,7 @@ async function freshLoad(rate: number, durationS: number, seed: number, warmCont
       warm = await stepOfLoad(stack.refresh(), stack.httpPort, rate, durationS, seed);
     }
     return { fresh, warm, startDelayMs: fresh.startedAt - ready };
-  } finally {
-    stack.down();
-    running = undefined;
-  }
+  });
 }
 
 function printStepOfLoad(label: string, r: StepOfLoad, after: string): void {
@@ -271,10 +278,7 @@ const exchange = (target: Target, spec: Pick<RequestSpec, 'method' | 'path' | 'b
 
 /** api1's CPU per request, in µs, over each batch of its first requests on a fresh stack. */
 async function warmthRound(): Promise<{ usPerRequest: number[]; warmUpLine: string }> {
-  const offset = portOffset('coldstart-warmth', 900, 7);
-  const stack = (running = new StackClient({ home: path.join(REPO, '.stack-chaos-coldstart-warmth'), httpPort: 29000 + offset, pgPort: 59000 + offset, env: { PG_SETTINGS: undefined } }));
-  const state = await stack.up();
-  try {
+  return onFreshStack('coldstart-warmth', {}, async (stack, state) => {
     const group = state.cgroups?.api1;
     if (!group) throw new Error('--warmth needs the stack inside its envelope (cgroups): run as root, without CREBITOS_NO_LIMITS');
     const socketPath = stack.apiSocket('api1');
@@ -299,10 +303,7 @@ async function warmthRound(): Promise<{ usPerRequest: number[]; warmUpLine: stri
     // Component logs are appended to across runs: this run's line is the last one.
     const warmUpLine = [...stack.componentLog('api1').matchAll(/warmed up with \d+ requests in \d+ ms/g)].pop()?.[0] ?? 'no warm-up logged';
     return { usPerRequest, warmUpLine };
-  } finally {
-    stack.down();
-    running = undefined;
-  }
+  });
 }
 
 async function mainWarmth(rounds: number): Promise<number> {
@@ -318,9 +319,6 @@ async function mainWarmth(rounds: number): Promise<number> {
   console.log(`\nfirst batch: ${fmt(first)} µs per request; first over last: ×${fmt(coldness)}`);
   return 0;
 }
-
-/** The stack a round has up, stopped by Ctrl-C. */
-let running: StackClient | undefined;
 
 interface ColdstartOptions {
   load: boolean;
