@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import type { EventEmitter } from 'node:events';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -730,6 +731,29 @@ function serviceServer(handler: http.RequestListener): http.Server {
   return server;
 }
 
+/** At most one log line per this many ms for a listening server's errors; the rest are counted. */
+export const SERVER_ERROR_LOG_INTERVAL_MS = 1000;
+
+/**
+ * A listening server emits 'error' when accepting a connection fails (EMFILE or ENFILE under a
+ * connection storm, ECONNABORTED); with no listener, that error would crash the process and every
+ * request in flight. Node goes on listening after such an error, so log it and carry on, at most
+ * one line per SERVER_ERROR_LOG_INTERVAL_MS so a storm cannot flood the log.
+ */
+export function keepServingThroughErrors(server: EventEmitter, log: (message: string) => void, now: () => number = Date.now): void {
+  let lastLogged = -Infinity;
+  let unlogged = 0;
+  server.on('error', (err: Error) => {
+    if (now() - lastLogged < SERVER_ERROR_LOG_INTERVAL_MS) {
+      unlogged++;
+      return;
+    }
+    log(`server error (${err.message})${unlogged ? `, and ${unlogged} more since the last line` : ''}; still serving`);
+    lastLogged = now();
+    unlogged = 0;
+  });
+}
+
 /** Longest unix socket path Linux binds (sun_path is 108 bytes with its NUL); Node cuts longer ones. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -857,6 +881,8 @@ export async function main(config: Config = readConfig()): Promise<void> {
       server.listen(config.port, config.host, () => resolve());
     }
   });
+  server.removeAllListeners('error');
+  keepServingThroughErrors(server, log);
   const address = config.socketPath || `${config.host}:${(server.address() as AddressInfo).port}`;
   log(`listening on ${address} (pool ${config.poolSize}; warmed up with ${config.warmUpRequests} requests in ${warmMs} ms${statuses && `: ${statuses}`})`);
 

@@ -65,7 +65,8 @@ export class Stack {
     fs.mkdirSync(socketDir, { recursive: true });
     // Shared by postgres (its socket), the APIs (theirs) and nginx's workers (which connect).
     fs.chmodSync(socketDir, 0o1777);
-    for (const stale of ['api1.sock', 'api2.sock', 'api1.sock.warm-up', 'api2.sock.warm-up']) fs.rmSync(path.join(socketDir, stale), { force: true });
+    // The APIs' sockets, and their warm-up sockets beside them, as a kill may have left them.
+    for (const stale of fs.readdirSync(socketDir).filter((name) => /^api\d\.sock/.test(name))) fs.rmSync(path.join(socketDir, stale), { force: true });
 
     await this.startPostgres(pgDir);
     this.bailIfStopping();

@@ -3,6 +3,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
@@ -12,10 +13,12 @@ import {
   MAX_BODY_BYTES,
   MAX_DESCRIPTION,
   MAX_INT4,
+  SERVER_ERROR_LOG_INTERVAL_MS,
   TRANSACTION_STATUS,
   descriptionProblem,
   errorBody,
   isRejection,
+  keepServingThroughErrors,
   parseTransaction,
   readConfig,
   route,
@@ -908,5 +911,23 @@ describe('the start-up warm-up', () => {
     const logged: string[] = [];
     assert.equal((await warmUp(handler, 4, '', (m) => logged.push(m))).get(404), 1);
     assert.deepEqual(logged, []);
+  });
+});
+
+describe('keepServingThroughErrors', () => {
+  test("a listening server's errors are logged, at most a line per interval, and never thrown", () => {
+    const server = new EventEmitter();
+    let clock = 0;
+    const logged: string[] = [];
+    keepServingThroughErrors(server, (m) => logged.push(m), () => clock);
+    const accept = (code: string): boolean => server.emit('error', Object.assign(new Error(`accept ${code}`), { code }));
+    // Without a listener, emit('error') throws: this is the crash the function prevents.
+    assert.equal(accept('EMFILE'), true);
+    clock += SERVER_ERROR_LOG_INTERVAL_MS - 1;
+    accept('EMFILE');
+    accept('ENFILE');
+    clock += 1;
+    accept('ECONNABORTED');
+    assert.deepEqual(logged, ['server error (accept EMFILE); still serving', 'server error (accept ECONNABORTED), and 2 more since the last line; still serving']);
   });
 });
