@@ -14,7 +14,6 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import type { EventEmitter } from 'node:events';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -731,26 +730,44 @@ function serviceServer(handler: http.RequestListener): http.Server {
   return server;
 }
 
-/** At most one log line per this many ms for a listening server's errors; the rest are counted. */
-export const SERVER_ERROR_LOG_INTERVAL_MS = 1000;
+/** A listening server's errors are logged at most once per this many ms; the rest are counted. */
+export const SERVER_ERROR_INTERVAL_MS = 1000;
+/** More errors than this within one interval is a storm that this process cannot serve through. */
+export const SERVER_ERROR_STORM = 100;
 
 /**
- * A listening server emits 'error' when accepting a connection fails (EMFILE or ENFILE under a
- * connection storm, ECONNABORTED); with no listener, that error would crash the process and every
- * request in flight. Node goes on listening after such an error, so log it and carry on, at most
- * one line per SERVER_ERROR_LOG_INTERVAL_MS so a storm cannot flood the log.
+ * After listen, a server emits 'error' when accepting a connection fails in a way libuv does not
+ * absorb itself (out of file descriptors, when its spare-descriptor trick cannot help). Without a
+ * listener that error would crash the process and every request in flight, so log it and go on:
+ * the server keeps listening. At most one line per SERVER_ERROR_INTERVAL_MS, and the count of the
+ * others when the interval ends. But libuv retries a failed accept at once, so an error that
+ * persists comes back in a tight loop that starves the event loop; past SERVER_ERROR_STORM errors
+ * in one interval, exit, and let the restart policy start a clean process.
  */
-export function keepServingThroughErrors(server: EventEmitter, log: (message: string) => void, now: () => number = Date.now): void {
-  let lastLogged = -Infinity;
-  let unlogged = 0;
+export function keepServingThroughErrors(server: net.Server, log: (message: string) => void, exit: () => void = () => process.exit(1)): void {
+  let intervalStart = -Infinity;
+  let inInterval = 0;
+  let lastMessage = '';
+  let countLater: NodeJS.Timeout | undefined;
   server.on('error', (err: Error) => {
-    if (now() - lastLogged < SERVER_ERROR_LOG_INTERVAL_MS) {
-      unlogged++;
-      return;
+    const now = Date.now();
+    if (now - intervalStart >= SERVER_ERROR_INTERVAL_MS) {
+      intervalStart = now;
+      inInterval = 0;
     }
-    log(`server error (${err.message})${unlogged ? `, and ${unlogged} more since the last line` : ''}; still serving`);
-    lastLogged = now();
-    unlogged = 0;
+    inInterval++;
+    lastMessage = err.message;
+    if (inInterval > SERVER_ERROR_STORM) {
+      log(`server error (${err.message}): over ${SERVER_ERROR_STORM} within ${SERVER_ERROR_INTERVAL_MS} ms; exiting for a restart`);
+      exit();
+    } else if (inInterval === 1) {
+      log(`server error (${err.message}); still serving`);
+    } else {
+      countLater ??= setTimeout(() => {
+        countLater = undefined;
+        log(`server errors: ${inInterval - 1} more within ${SERVER_ERROR_INTERVAL_MS} ms, the last (${lastMessage}); still serving`);
+      }, intervalStart + SERVER_ERROR_INTERVAL_MS - now).unref();
+    }
   });
 }
 
@@ -853,6 +870,30 @@ export async function warmUp(handler: http.RequestListener, count: number, socke
   return answered;
 }
 
+/** The service's server, listening on its unix socket or TCP port, its errors handled for good. */
+export async function serve(handler: http.RequestListener, config: Pick<Config, 'socketPath' | 'port' | 'host'>, log: (message: string) => void): Promise<http.Server> {
+  const server = serviceServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    const listening = (): void => {
+      server.off('error', reject);
+      resolve();
+    };
+    server.once('error', reject);
+    if (config.socketPath) {
+      fs.rmSync(config.socketPath, { force: true });
+      server.listen(config.socketPath, () => {
+        // nginx's workers run as another user; they need write access to connect.
+        fs.chmodSync(config.socketPath, 0o666);
+        listening();
+      });
+    } else {
+      server.listen(config.port, config.host, listening);
+    }
+  });
+  keepServingThroughErrors(server, log);
+  return server;
+}
+
 export async function main(config: Config = readConfig()): Promise<void> {
   const name = process.env.INSTANCE_NAME || `api:${process.pid}`;
   const log = (message: string): void => console.error(`[${name}] ${message}`);
@@ -867,22 +908,7 @@ export async function main(config: Config = readConfig()): Promise<void> {
   // answered 503 throughout would not have).
   const statuses = describeStatuses(answered);
 
-  const server = serviceServer(handler);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    if (config.socketPath) {
-      fs.rmSync(config.socketPath, { force: true });
-      server.listen(config.socketPath, () => {
-        // nginx's workers run as another user; they need write access to connect.
-        fs.chmodSync(config.socketPath, 0o666);
-        resolve();
-      });
-    } else {
-      server.listen(config.port, config.host, () => resolve());
-    }
-  });
-  server.removeAllListeners('error');
-  keepServingThroughErrors(server, log);
+  const server = await serve(handler, config, log);
   const address = config.socketPath || `${config.host}:${(server.address() as AddressInfo).port}`;
   log(`listening on ${address} (pool ${config.poolSize}; warmed up with ${config.warmUpRequests} requests in ${warmMs} ms${statuses && `: ${statuses}`})`);
 

@@ -66,7 +66,7 @@ export class Stack {
     // Shared by postgres (its socket), the APIs (theirs) and nginx's workers (which connect).
     fs.chmodSync(socketDir, 0o1777);
     // The APIs' sockets, and their warm-up sockets beside them, as a kill may have left them.
-    for (const stale of fs.readdirSync(socketDir).filter((name) => /^api\d\.sock/.test(name))) fs.rmSync(path.join(socketDir, stale), { force: true });
+    for (const stale of fs.readdirSync(socketDir).filter((name) => /^api\d\.sock(\.warm-up)?$/.test(name))) fs.rmSync(path.join(socketDir, stale), { force: true });
 
     await this.startPostgres(pgDir);
     this.bailIfStopping();

@@ -3,9 +3,9 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -13,12 +13,14 @@ import {
   MAX_BODY_BYTES,
   MAX_DESCRIPTION,
   MAX_INT4,
-  SERVER_ERROR_LOG_INTERVAL_MS,
+  SERVER_ERROR_INTERVAL_MS,
+  SERVER_ERROR_STORM,
   TRANSACTION_STATUS,
   descriptionProblem,
   errorBody,
   isRejection,
   keepServingThroughErrors,
+  serve,
   parseTransaction,
   readConfig,
   route,
@@ -914,20 +916,68 @@ describe('the start-up warm-up', () => {
   });
 });
 
-describe('keepServingThroughErrors', () => {
-  test("a listening server's errors are logged, at most a line per interval, and never thrown", () => {
-    const server = new EventEmitter();
-    let clock = 0;
+describe("the service's server", () => {
+  const accept = (server: net.Server, code: string): boolean => server.emit('error', Object.assign(new Error(`accept ${code}`), { code }));
+
+  test('logs the first error of an interval at once, counts the rest for its end, and never throws', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+    const server = new net.Server();
     const logged: string[] = [];
-    keepServingThroughErrors(server, (m) => logged.push(m), () => clock);
-    const accept = (code: string): boolean => server.emit('error', Object.assign(new Error(`accept ${code}`), { code }));
-    // Without a listener, emit('error') throws: this is the crash the function prevents.
-    assert.equal(accept('EMFILE'), true);
-    clock += SERVER_ERROR_LOG_INTERVAL_MS - 1;
-    accept('EMFILE');
-    accept('ENFILE');
-    clock += 1;
-    accept('ECONNABORTED');
-    assert.deepEqual(logged, ['server error (accept EMFILE); still serving', 'server error (accept ECONNABORTED), and 2 more since the last line; still serving']);
+    let exits = 0;
+    keepServingThroughErrors(server, (m) => logged.push(m), () => exits++);
+    // Without a listener, emit('error') throws: the crash this prevents.
+    assert.equal(accept(server, 'EMFILE'), true);
+    t.mock.timers.tick(SERVER_ERROR_INTERVAL_MS - 1);
+    accept(server, 'EMFILE');
+    accept(server, 'ENFILE');
+    assert.equal(logged.length, 1);
+    t.mock.timers.tick(1);
+    accept(server, 'EMFILE');
+    // A later interval starts its count again.
+    t.mock.timers.tick(SERVER_ERROR_INTERVAL_MS);
+    accept(server, 'EMFILE');
+    t.mock.timers.tick(SERVER_ERROR_INTERVAL_MS);
+    assert.deepEqual(logged, [
+      'server error (accept EMFILE); still serving',
+      `server errors: 2 more within ${SERVER_ERROR_INTERVAL_MS} ms, the last (accept ENFILE); still serving`,
+      'server error (accept EMFILE); still serving',
+      'server error (accept EMFILE); still serving',
+    ]);
+    assert.equal(exits, 0);
+  });
+
+  test('exits for a restart when errors come faster than it can serve through', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+    const server = new net.Server();
+    const logged: string[] = [];
+    let exits = 0;
+    keepServingThroughErrors(server, (m) => logged.push(m), () => exits++);
+    for (let i = 0; i < SERVER_ERROR_STORM; i++) accept(server, 'EMFILE');
+    assert.equal(exits, 0);
+    accept(server, 'EMFILE');
+    assert.equal(exits, 1);
+    assert.equal(logged.at(-1), `server error (accept EMFILE): over ${SERVER_ERROR_STORM} within ${SERVER_ERROR_INTERVAL_MS} ms; exiting for a restart`);
+  });
+
+  test('serve listens with exactly one error listener, its own, and keeps answering through errors', async () => {
+    const socketPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'crebitos-serve-')), 'api1.sock');
+    const logged: string[] = [];
+    const server = await serve((_req, res) => res.end('ok'), { socketPath, port: 0, host: '' }, (m) => logged.push(m));
+    try {
+      assert.equal(server.listenerCount('error'), 1);
+      accept(server, 'EMFILE');
+      accept(server, 'EMFILE');
+      const body = await new Promise<string>((resolve, reject) => {
+        http.get({ socketPath, path: '/' }, (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk));
+          res.on('end', () => resolve(text));
+        }).on('error', reject);
+      });
+      assert.equal(body, 'ok');
+      assert.deepEqual(logged, ['server error (accept EMFILE); still serving']);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

@@ -44,7 +44,7 @@ import { median, nearestRank } from '../lib/stats';
 import { httpExchange, localTarget, socketTarget, type Target } from '../lib/http';
 import { measuredStep, runStep, type MeasuredStep } from '../lib/open-model';
 import { judgeStep, type Judgement } from '../capacity/capacity-rules';
-import { REPO, machineInfo } from '../lib/provenance';
+import { REPO, gitInfo, machineInfo } from '../lib/provenance';
 import { UsageError, numberOption, parseToolArgs, runCli } from '../lib/cli';
 import { OFFICIAL_MIX, concurrentTransaction, type RequestSpec } from '../lib/official-simulation';
 
@@ -227,7 +227,8 @@ export function readRound(fresh: Judgement['verdict'], warm: Judgement['verdict'
 
 async function mainLoad(rate: number, durationS: number, rounds: number, seed: number, warmControlS: number): Promise<number> {
   const control = warmControlS > 0 ? `; warm control: the same step again after ${warmControlS} s more of it` : '';
-  console.log(`fresh stacks hit at once with ${rate} req/s for ${durationS} s; pass: p99 <= 10 ms, 0 errors, valid lag${control} (host: ${machineInfo().model})`);
+  const git = gitInfo();
+  console.log(`fresh stacks hit at once with ${rate} req/s for ${durationS} s; pass: p99 <= 10 ms, 0 errors, valid lag${control} (host: ${machineInfo().model}; commit ${git.commit}${git.dirty ? ' (dirty)' : ''})`);
   const results: FreshLoad[] = [];
   for (let r = 1; r <= rounds; r++) {
     const result = await freshLoad(rate, durationS, seed * 100 + r, warmControlS);
