@@ -771,6 +771,17 @@ export function keepServingThroughErrors(server: net.Server, log: (message: stri
   });
 }
 
+/** Listens, or rejects with the error that prevented it; no listener of its own is left behind. */
+function listenOnce(server: net.Server, options: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
 /** Longest unix socket path Linux binds (sun_path is 108 bytes with its NUL); Node cuts longer ones. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -782,27 +793,19 @@ const MAX_SOCKET_PATH_BYTES = 107;
  * cannot be used (a path too long, a directory it may not write), it warms up on a loopback port.
  */
 async function listenForWarmUp(server: http.Server, socketPath: string, log: (message: string) => void): Promise<{ socketPath: string } | { host: string; port: number }> {
-  const listen = (options: net.ListenOptions): Promise<void> =>
-    new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
   if (socketPath) {
     const path = `${socketPath}.warm-up`;
     try {
       if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) throw new Error(`the path is longer than ${MAX_SOCKET_PATH_BYTES} bytes`);
       // A warm-up cut short (a kill within its seconds) leaves the file behind.
       fs.rmSync(path, { force: true });
-      await listen({ path });
+      await listenOnce(server, { path });
       return { socketPath: path };
     } catch (err) {
       log(`warm-up socket ${path} unusable (${(err as Error).message}); warming up on a loopback port instead`);
     }
   }
-  await listen({ port: 0, host: '127.0.0.1' });
+  await listenOnce(server, { port: 0, host: '127.0.0.1' });
   return { host: '127.0.0.1', port: (server.address() as AddressInfo).port };
 }
 
@@ -873,23 +876,14 @@ export async function warmUp(handler: http.RequestListener, count: number, socke
 /** The service's server, listening on its unix socket or TCP port, its errors handled for good. */
 export async function serve(handler: http.RequestListener, config: Pick<Config, 'socketPath' | 'port' | 'host'>, log: (message: string) => void): Promise<http.Server> {
   const server = serviceServer(handler);
-  await new Promise<void>((resolve, reject) => {
-    const listening = (): void => {
-      server.off('error', reject);
-      resolve();
-    };
-    server.once('error', reject);
-    if (config.socketPath) {
-      fs.rmSync(config.socketPath, { force: true });
-      server.listen(config.socketPath, () => {
-        // nginx's workers run as another user; they need write access to connect.
-        fs.chmodSync(config.socketPath, 0o666);
-        listening();
-      });
-    } else {
-      server.listen(config.port, config.host, listening);
-    }
-  });
+  if (config.socketPath) {
+    fs.rmSync(config.socketPath, { force: true });
+    await listenOnce(server, { path: config.socketPath });
+    // nginx's workers run as another user; they need write access to connect.
+    fs.chmodSync(config.socketPath, 0o666);
+  } else {
+    await listenOnce(server, { port: config.port, host: config.host });
+  }
   keepServingThroughErrors(server, log);
   return server;
 }
