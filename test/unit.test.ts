@@ -1,7 +1,7 @@
 // Unit tests of the pure parts of server.ts: routing, body parsing and validation, error bodies,
 // status mapping and configuration. No database, no sockets.
 
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -918,13 +918,18 @@ describe('the start-up warm-up', () => {
 
 describe("the service's server", () => {
   const accept = (server: net.Server, code: string): boolean => server.emit('error', Object.assign(new Error(`accept ${code}`), { code }));
-
-  test('logs the first error of an interval at once, counts the rest for its end, and never throws', (t) => {
+  /** A server watched by keepServingThroughErrors, on a mocked clock from 0, with what it logged and how often it exited. */
+  const watched = (t: TestContext): { server: net.Server; logged: string[]; exits: () => number } => {
     t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
     const server = new net.Server();
     const logged: string[] = [];
     let exits = 0;
     keepServingThroughErrors(server, (m) => logged.push(m), () => exits++);
+    return { server, logged, exits: () => exits };
+  };
+
+  test('logs the first error of an interval at once, counts the rest for its end, and never throws', (t) => {
+    const { server, logged, exits } = watched(t);
     // Without a listener, emit('error') throws: the crash this prevents.
     assert.equal(accept(server, 'EMFILE'), true);
     t.mock.timers.tick(SERVER_ERROR_INTERVAL_MS - 1);
@@ -943,19 +948,15 @@ describe("the service's server", () => {
       'server error (accept EMFILE); still serving',
       'server error (accept EMFILE); still serving',
     ]);
-    assert.equal(exits, 0);
+    assert.equal(exits(), 0);
   });
 
   test('exits for a restart when errors come faster than it can serve through', (t) => {
-    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
-    const server = new net.Server();
-    const logged: string[] = [];
-    let exits = 0;
-    keepServingThroughErrors(server, (m) => logged.push(m), () => exits++);
+    const { server, logged, exits } = watched(t);
     for (let i = 0; i < SERVER_ERROR_STORM; i++) accept(server, 'EMFILE');
-    assert.equal(exits, 0);
+    assert.equal(exits(), 0);
     accept(server, 'EMFILE');
-    assert.equal(exits, 1);
+    assert.equal(exits(), 1);
     assert.equal(logged.at(-1), `server error (accept EMFILE): over ${SERVER_ERROR_STORM} within ${SERVER_ERROR_INTERVAL_MS} ms; exiting for a restart`);
   });
 
