@@ -490,6 +490,7 @@ async function measureOnce(o: { stack: StackClient; rates: number[]; seconds: nu
 
 export async function runExperiment(experiment: Experiment, o: BenchOptions, log: (line: string) => void = console.log): Promise<{ report: BenchReport; json: string; markdown: string }> {
   const started = new Date();
+  const git = gitInfo(); // at the start, as the other tools: a commit merged during the run is not what it measured
   const t0 = performance.now();
   const variants = variantsOf(experiment, repoSources());
   const seconds = o.seconds ?? planSeconds(variants.length, o.rounds, o.rates.length, o.warmupS, o.budgetS);
@@ -533,7 +534,7 @@ export async function runExperiment(experiment: Experiment, o: BenchOptions, log
     startedAt: started.toISOString(),
     finishedAt: new Date().toISOString(),
     command: `npm run bench -- ${experiment.name} --rates ${o.rates.join(',')} --seconds ${seconds} --rounds ${o.rounds} --warmup ${o.warmupS} --seed ${o.seed}`,
-    git: gitInfo(),
+    git,
     machine: machineInfo(),
     options: { rates: o.rates, seconds, rounds: o.rounds, warmupS: o.warmupS, seed: o.seed },
     variants,

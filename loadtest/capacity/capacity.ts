@@ -247,6 +247,8 @@ function loadTarget(name: 'api' | 'http', runs: LoadRun[]): LoadTarget {
 
 async function runCapacity(o: CapacityOptions, log: (line: string) => void = console.log): Promise<{ summary: CapacitySummary; dir: string }> {
   const startedAt = new Date();
+  // The commit at the start: one merged during a long run is not what the run measured.
+  const git = gitInfo();
   const runs: Record<TargetName, (LoadRun | DbRun)[]> = { api: [], http: [], db: [] };
   const set = CONFIG_ENV.filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`);
   const load = o.targets.some((t) => t !== 'db') ? `; steps ${o.steps.join(', ')} req/s, official mix, new connection per request` : '';
@@ -274,7 +276,7 @@ async function runCapacity(o: CapacityOptions, log: (line: string) => void = con
     id,
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
-    git: gitInfo(),
+    git,
     machine: machineInfo(),
     options,
     envelope: readEnvelope(composeFile()),
