@@ -814,6 +814,11 @@ export function warmUpRequestKind(i: number): 'statement' | 'no_account' | 'refu
   return i % 2 === 0 ? 'statement' : i % 4 === 1 ? 'no_account' : 'refused';
 }
 
+/** "200 x2000, 404 x1000, 422 x1000": status counts in the order of the status, as the start-up log gives them. */
+export function describeStatuses(counts: Map<number, number>): string {
+  return [...counts].sort(([a], [b]) => a - b).map(([status, n]) => `${status || 'no answer'} x${n}`).join(', ');
+}
+
 /**
  * The official test opens with a burst (25 concurrent debits) that would otherwise meet
  * interpreted code: node:http's parser and writer, our routing, parsing and pool. Before the real
@@ -827,11 +832,6 @@ export function warmUpRequestKind(i: number): 'statement' | 'no_account' | 'refu
  * stall makes requests pile up, nginx opens new upstream connections by the dozen, and accepting
  * one should not be the code V8 has never seen.
  */
-/** "200 x2000, 404 x1000, 422 x1000": status counts in the order of the status, as the start-up log gives them. */
-export function describeStatuses(counts: Map<number, number>): string {
-  return [...counts].sort(([a], [b]) => a - b).map(([status, n]) => `${status || 'no answer'} x${n}`).join(', ');
-}
-
 export async function warmUp(handler: http.RequestListener, count: number, socketPath: string, log: (message: string) => void): Promise<Map<number, number>> {
   /** How many warm-up requests got each status; 0 counts those that got no complete answer. */
   const answered = new Map<number, number>();

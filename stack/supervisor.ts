@@ -65,7 +65,9 @@ export class Stack {
     fs.mkdirSync(socketDir, { recursive: true });
     // Shared by postgres (its socket), the APIs (theirs) and nginx's workers (which connect).
     fs.chmodSync(socketDir, 0o1777);
-    // The APIs' sockets, and their warm-up sockets beside them, as a kill may have left them.
+    // The APIs' sockets, and their warm-up sockets beside them, as a kill may have left them. Each
+    // API removes its own too, but the directory is sticky (1777): a socket left by another user
+    // (an API run as root before) only root may remove.
     for (const stale of fs.readdirSync(socketDir).filter((name) => /^api\d\.sock(\.warm-up)?$/.test(name))) fs.rmSync(path.join(socketDir, stale), { force: true });
 
     await this.startPostgres(pgDir);

@@ -27,7 +27,7 @@ import { UsageError, numberOption, parseToolArgs, runCli } from '../lib/cli';
 import { findExperiment, variantsOf, type Variant } from './bench-variants';
 import { spread, type Spread } from '../capacity/capacity-rules';
 import { pgQueries } from '../lib/database';
-import { DEFAULT_REPORTS_DIR, gitInfo, machineInfo } from '../lib/provenance';
+import { DEFAULT_REPORTS_DIR, commitText, gitInfo, machineInfo } from '../lib/provenance';
 import { measuredStep } from '../lib/open-model';
 import { PG_ROLES, readPgRoleCpu, roleMsPerRequest, type PgRoleCpu } from '../lib/pg-processes';
 
@@ -478,7 +478,7 @@ function renderAgeingMarkdown(r: AgeingReport): string {
   const lines = [
     `# Ageing: ${r.variants.map((v) => v.name).join(' vs ')}`,
     '',
-    `${r.startedAt} to ${r.finishedAt}, commit ${r.git.commit}${r.git.dirty ? ' (dirty)' : ''}, ${r.machine.cpus} × ${r.machine.model}.`,
+    `${r.startedAt} to ${r.finishedAt}, commit ${commitText(r.git)}, ${r.machine.cpus} × ${r.machine.model}.`,
     '',
     `Command: \`${r.command}\``,
     '',

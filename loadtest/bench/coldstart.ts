@@ -44,7 +44,7 @@ import { median, nearestRank } from '../lib/stats';
 import { httpExchange, localTarget, socketTarget, type Target } from '../lib/http';
 import { measuredStep, runStep, type MeasuredStep } from '../lib/open-model';
 import { judgeStep, type Judgement } from '../capacity/capacity-rules';
-import { REPO, gitInfo, machineInfo } from '../lib/provenance';
+import { REPO, commitText, gitInfo, machineInfo } from '../lib/provenance';
 import { UsageError, numberOption, parseToolArgs, runCli } from '../lib/cli';
 import { OFFICIAL_MIX, concurrentTransaction, type RequestSpec } from '../lib/official-simulation';
 
@@ -227,16 +227,19 @@ export function readRound(fresh: Judgement['verdict'], warm: Judgement['verdict'
 
 async function mainLoad(rate: number, durationS: number, rounds: number, seed: number, warmControlS: number): Promise<number> {
   const control = warmControlS > 0 ? `; warm control: the same step again after ${warmControlS} s more of it` : '';
-  const git = gitInfo();
-  console.log(`fresh stacks hit at once with ${rate} req/s for ${durationS} s; pass: p99 <= 10 ms, 0 errors, valid lag${control} (host: ${machineInfo().model}; commit ${git.commit}${git.dirty ? ' (dirty)' : ''})`);
+  console.log(`fresh stacks hit at once with ${rate} req/s for ${durationS} s; pass: p99 <= 10 ms, 0 errors, valid lag${control} (host: ${machineInfo().model}; commit ${commitText(gitInfo())})`);
   const results: FreshLoad[] = [];
+  /** How many rounds had each reading (with --warm-control) */
+  const readings = new Map<string, number>();
   for (let r = 1; r <= rounds; r++) {
     const result = await freshLoad(rate, durationS, seed * 100 + r, warmControlS);
     results.push(result);
     printStepOfLoad(`[stack ${r}/${rounds}] fresh`, result.fresh, `started ${result.startDelayMs.toFixed(0)} ms after ready`);
     if (result.warm) {
       printStepOfLoad(`[stack ${r}/${rounds}] warm `, result.warm, `started ${((result.warm.startedAt - result.fresh.startedAt) / 1000).toFixed(0)} s after the fresh step's start`);
-      console.log(`  reading: ${readRound(result.fresh.judgement.verdict, result.warm.judgement.verdict)}`);
+      const reading = readRound(result.fresh.judgement.verdict, result.warm.judgement.verdict);
+      readings.set(reading, (readings.get(reading) ?? 0) + 1);
+      console.log(`  reading: ${reading}`);
     }
   }
   const tally = (steps: StepOfLoad[]): { passed: number; invalid: number; text: string } => {
@@ -246,14 +249,9 @@ async function mainLoad(rate: number, durationS: number, rounds: number, seed: n
   };
   const fresh = tally(results.map((x) => x.fresh));
   console.log(`\nfresh stacks: ${fresh.text}`);
-  const paired = results.flatMap((x) => (x.warm ? [{ fresh: x.fresh, warm: x.warm }] : []));
-  if (paired.length) {
-    console.log(`the same stacks warm: ${tally(paired.map((x) => x.warm)).text}`);
-    const readings = new Map<string, number>();
-    for (const x of paired) {
-      const reading = readRound(x.fresh.judgement.verdict, x.warm.judgement.verdict);
-      readings.set(reading, (readings.get(reading) ?? 0) + 1);
-    }
+  const warm = results.flatMap((x) => (x.warm ? [x.warm] : []));
+  if (warm.length) {
+    console.log(`the same stacks warm: ${tally(warm).text}`);
     console.log(`rounds read fresh against warm: ${[...readings].map(([reading, n]) => `${reading} ×${n}`).join(', ')}`);
     if (readings.has('the rate fails warm too')) console.log(`  in those, ${rate} req/s is past what this host carried within the rule even warm: they say nothing about readiness`);
   }

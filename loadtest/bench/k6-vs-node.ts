@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { StackClient } from '../../stack/client';
 import { UsageError, numberOption, parseToolArgs, runCli } from '../lib/cli';
-import { DEFAULT_REPORTS_DIR, REPO, machineInfo } from '../lib/provenance';
+import { DEFAULT_REPORTS_DIR, REPO, commitText, machineInfo } from '../lib/provenance';
 import { median } from '../lib/stats';
 import { profileLabel } from '../lib/report';
 import { fmtInt, fmtMs, isoId, toolOf, type RunSummary } from '../lib/summary';
@@ -167,7 +167,7 @@ function tableText(dir: string): { text: string; markdown: string } {
   const first = runs[0];
   const cells = comparisonTable(runs.map(figuresOf));
   const lines = [
-    `${runs.length} runs, ${profileLabel(first.profile.name)} profile, ${first.startedAt} … ${runs[runs.length - 1].finishedAt}, commit ${first.git.commit}${first.git.dirty ? ' (dirty)' : ''}`,
+    `${runs.length} runs, ${profileLabel(first.profile.name)} profile, ${first.startedAt} … ${runs[runs.length - 1].finishedAt}, commit ${commitText(first.git)}`,
     `host: ${first.machine.cpus} × ${first.machine.model}; median [min–max] per generator; the generator runs on the same cores as the stack`,
   ];
   return { text: `${lines.join('\n')}\n${textTable(cells)}`, markdown: `${lines.join('  \n')}\n\n${markdownTable(cells)}\n` };

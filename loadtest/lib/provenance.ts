@@ -38,6 +38,11 @@ export function machineInfo(): { cpus: number; model: string; totalMemoryBytes: 
   };
 }
 
+/** A commit as the tools' text headers give it: "a1b2c3d", or "a1b2c3d (dirty)" with uncommitted tracked changes. */
+export function commitText(git: { commit: string; dirty: boolean }): string {
+  return `${git.commit}${git.dirty ? ' (dirty)' : ''}`;
+}
+
 export function gitInfo(): { commit: string; dirty: boolean } {
   const git = (args: string[]): string => execFileSync('git', args, { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
